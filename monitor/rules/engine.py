@@ -1,0 +1,236 @@
+"""The rule engine: compile a rule set once, then match documents against it.
+
+Pure. Every term of every rule and every gazetteer alias is registered once
+in a ``TermIndex``. A document's distinct tokens are looked up there (a
+per-token cache makes that one set difference plus a few dict reads), which
+names the terms present; each rule is indexed under a *necessary* set of
+terms (one of which must be present for the rule to hold), so only the rules
+whose terms occur in the document are evaluated. Matching costs about one
+pass over the document's tokens plus work for those rules, not rules x terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from monitor.rules import query as q
+from monitor.rules.entities import Gazetteer
+from monitor.rules.loader import RuleSpec
+from monitor.rules.nodes import (
+    ALL_FIELDS, AndNode, AnyOfNode, CNode, DocView, Hit, MetaNode, NearNode, NotNode,
+    OrNode, PhraseNode, RegexNode, ScopeNode, TermNode,
+)
+from monitor.text import cut_snippet
+from monitor.types import FIELDS, Document, Match
+
+_CACHE_LIMIT = 500_000
+
+
+class TermIndex:
+    """Exact words and prefixes, each with an id; maps a document's tokens to term ids."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, int] = {}
+        self.prefixes: dict[int, dict[str, int]] = {}
+        self.texts: list[str] = []
+        self._cache: dict[str, tuple[int, ...]] = {}
+        self._irrelevant: set[str] = set()
+
+    def add(self, word: q.Word) -> int:
+        table = self.prefixes.setdefault(len(word.token), {}) if word.prefix else self.exact
+        if word.token not in table:
+            table[word.token] = len(self.texts)
+            self.texts.append(word.token + ("*" if word.prefix else ""))
+        return table[word.token]
+
+    def lookup(self, token: str) -> tuple[int, ...]:
+        found = [self.exact[token]] if token in self.exact else []
+        for length, table in self.prefixes.items():
+            if len(token) >= length and token[:length] in table:
+                found.append(table[token[:length]])
+        return tuple(found)
+
+    def hits(self, vocab: set[str]) -> dict[int, list[str]]:
+        """Term id -> the document tokens that match it."""
+        out: dict[int, list[str]] = {}
+        for token in vocab - self._irrelevant:
+            terms = self._cache.get(token)
+            if terms is None:
+                terms = self.lookup(token)
+                if len(self._cache) + len(self._irrelevant) > _CACHE_LIMIT:
+                    self._cache.clear()
+                    self._irrelevant.clear()
+                if not terms:
+                    self._irrelevant.add(token)
+                    continue
+                self._cache[token] = terms
+            for term in terms:
+                if term in out:
+                    out[term].append(token)
+                else:
+                    out[term] = [token]
+        return out
+
+
+class _Compiler:
+    """AST -> compiled nodes, and the necessary term sets used to index rules."""
+
+    def __init__(self, terms: TermIndex, gazetteer: Gazetteer) -> None:
+        self.terms = terms
+        self.gazetteer = gazetteer
+        self._entity_nodes: dict[str, AnyOfNode] = {}
+
+    def alias(self, alias: q.Word | q.Phrase) -> TermNode | PhraseNode:
+        if isinstance(alias, q.Word):
+            return TermNode(self.terms.add(alias))
+        return PhraseNode(tuple(self.terms.add(w) for w in alias.words))
+
+    def node(self, ast: q.Node) -> CNode:
+        if isinstance(ast, q.Word | q.Phrase):
+            return self.alias(ast)
+        if isinstance(ast, q.EntityRef):
+            if ast.name not in self._entity_nodes:
+                aliases = [a for e in self.gazetteer.resolve(ast.name) for a in e.aliases]
+                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in aliases])
+            return self._entity_nodes[ast.name]
+        if isinstance(ast, q.And):
+            return AndNode([self.node(c) for c in ast.children])
+        if isinstance(ast, q.Or):
+            return OrNode([self.node(c) for c in ast.children])
+        if isinstance(ast, q.Not):
+            return NotNode(self.node(ast.child))
+        if isinstance(ast, q.Near):
+            return NearNode(self.node(ast.left), self.node(ast.right), ast.distance, ast.ordered)
+        if isinstance(ast, q.Scope):
+            return ScopeNode(FIELDS.index(ast.field), self.node(ast.child))
+        if isinstance(ast, q.Regex):
+            return RegexNode(ast.pattern)
+        return MetaNode(ast.kind, ast.value)
+
+    def necessary(self, ast: q.Node) -> frozenset[int] | None:
+        """Terms one of which must be present for ``ast`` to hold; None if none must."""
+        if isinstance(ast, q.Word):
+            return frozenset([self.terms.add(ast)])
+        if isinstance(ast, q.Phrase):
+            exact = [w for w in ast.words if not w.prefix] or list(ast.words)
+            return frozenset([self.terms.add(max(exact, key=lambda w: len(w.token)))])
+        if isinstance(ast, q.EntityRef):
+            node = self.node(ast)
+            assert isinstance(node, AnyOfNode)
+            return frozenset(node.by_first)
+        if isinstance(ast, q.Or):
+            sets = [self.necessary(c) for c in ast.children]
+            return None if any(s is None for s in sets) else frozenset().union(*sets)  # type: ignore[arg-type]
+        if isinstance(ast, q.And | q.Near):
+            children = ast.children if isinstance(ast, q.And) else (ast.left, ast.right)
+            sets = [s for s in (self.necessary(c) for c in children) if s is not None]
+            return min(sets, key=self._cost) if sets else None
+        if isinstance(ast, q.Scope):
+            return self.necessary(ast.child)
+        return None
+
+    def _cost(self, terms: frozenset[int]) -> tuple[int, int]:
+        # Fewer terms, and longer ones, are rarer in text: a cheaper trigger set.
+        return len(terms), -min(len(self.terms.texts[t]) for t in terms)
+
+
+@dataclass
+class CompiledRule:
+    spec: RuleSpec
+    root: CNode
+    scope: tuple[int, ...]
+    weights: list[tuple[CNode, float]]
+
+
+class RuleSet:
+    """A compiled rule set. ``match(doc)`` returns the rules that fire, in rule order."""
+
+    def __init__(self, specs: Iterable[RuleSpec], gazetteer: Gazetteer | None = None) -> None:
+        self.gazetteer = gazetteer or Gazetteer()
+        self.terms = TermIndex()
+        compiler = _Compiler(self.terms, self.gazetteer)
+        self.rules: list[CompiledRule] = []
+        self._by_term: dict[int, list[int]] = {}
+        self._always: list[int] = []
+        for number, spec in enumerate(specs):
+            scope = tuple(FIELDS.index(f) for f in spec.fields)
+            weights = [(compiler.node(ast), weight) for _, ast, weight in spec.weights]
+            self.rules.append(CompiledRule(spec, compiler.node(spec.query), scope, weights))
+            trigger = compiler.necessary(spec.query)
+            if trigger is None:
+                self._always.append(number)
+            else:
+                for term in trigger:
+                    self._by_term.setdefault(term, []).append(number)
+        self._entities: dict[int, list[tuple[TermNode | PhraseNode, str]]] = {}
+        for entity in self.gazetteer.entities.values():
+            for alias in entity.aliases:
+                node = compiler.alias(alias)
+                first = node.term if isinstance(node, TermNode) else node.terms[0]
+                self._entities.setdefault(first, []).append((node, entity.id))
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def candidates(self, view: DocView) -> list[int]:
+        found = set(self._always)
+        by_term = self._by_term
+        for term in view.hits.keys() & by_term.keys():
+            found.update(by_term[term])
+        return sorted(found)
+
+    def match(self, doc: Document) -> list[Match]:
+        view = DocView(self.terms, doc)
+        out = []
+        for number in self.candidates(view):
+            found = self._evaluate(self.rules[number], view)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def _evaluate(self, rule: CompiledRule, view: DocView) -> Match | None:
+        if not rule.root.holds(view, rule.scope):
+            return None
+        score = 0.0
+        hits: list[Hit] = []
+        rule.root.collect(view, rule.scope, hits)
+        if rule.weights:
+            for node, weight in rule.weights:
+                if node.holds(view, rule.scope):
+                    score += weight
+                    node.collect(view, rule.scope, hits)
+            if score < (rule.spec.threshold or 0.0):
+                return None
+        return self._build_match(rule, view, hits, score)
+
+    def _build_match(self, rule: CompiledRule, view: DocView, hits: list[Hit],
+                     score: float) -> Match:
+        hits.sort(key=lambda h: (h.field, h.first, h.last))
+        terms = tuple(dict.fromkeys(h.label for h in hits))
+        snippet, highlights = self._snippet(view, hits)
+        spec = rule.spec
+        return Match(rule=spec.id, severity=spec.severity, title=spec.title, terms=terms,
+                     entities=self.entities_in(view, rule.scope), snippet=snippet,
+                     highlights=tuple(highlights), score=score, tags=spec.tags)
+
+    @staticmethod
+    def _snippet(view: DocView, hits: list[Hit]) -> tuple[str, list[tuple[int, int]]]:
+        # The title is shown beside the snippet anyway: cut it from the body when it matched.
+        for field_index in (2, 1, 0):
+            in_field = [h for h in hits if h.field == field_index]
+            if in_field:
+                field = view.fields[field_index]
+                spans = [field.display_span(h.first, h.last) for h in in_field]
+                return cut_snippet(field.display, spans)
+        return cut_snippet(view.fields[2].display or view.fields[0].display, [])
+
+    def entities_in(self, view: DocView, scope: tuple[int, ...] = ALL_FIELDS) -> tuple[str, ...]:
+        """Canonical ids of the gazetteer entities in ``view``, in order of first mention."""
+        first_seen: dict[str, int] = {}
+        for term in self._entities.keys() & view.hits.keys():
+            for node, entity in self._entities[term]:
+                spans = node.spans(view, scope)
+                if spans and (entity not in first_seen or spans[0][0] < first_seen[entity]):
+                    first_seen[entity] = spans[0][0]
+        return tuple(sorted(first_seen, key=lambda e: (first_seen[e], e)))

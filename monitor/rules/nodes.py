@@ -1,0 +1,286 @@
+"""Compiled query nodes and the per-document view they are evaluated on.
+
+Pure. A document's tokens from all fields share one position space, with a
+gap of GAP positions between fields so that phrases and NEAR never reach
+across a field boundary. Term positions are computed only for the terms a
+candidate rule asks about.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import chain
+from typing import Protocol
+
+from monitor.text import Field
+from monitor.types import Document
+
+GAP = 1000
+ALL_FIELDS: tuple[int, ...] = (0, 1, 2)
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A matched run of tokens: field index, first and last token index in it, and its text."""
+
+    field: int
+    first: int
+    last: int
+    label: str
+
+
+class TermLookup(Protocol):
+    def hits(self, vocab: set[str]) -> dict[int, list[str]]: ...
+
+
+class DocView:
+    """One document as the rules see it: tokens, term hits, lazily built positions."""
+
+    def __init__(self, terms: TermLookup, doc: Document) -> None:
+        self.doc = doc
+        self.fields = [Field.from_raw(doc.title), Field.from_raw(doc.summary),
+                       Field.from_raw(doc.content)]
+        first, second, third = (f.tokens for f in self.fields)
+        self.bases = (0, len(first) + GAP, len(first) + len(second) + 2 * GAP)
+        self.hits = terms.hits(set(first).union(second, third))
+        self._token_positions: dict[str, list[int]] | None = None
+        self._term_positions: dict[int, list[int]] = {}
+
+    def _build_token_positions(self) -> dict[str, list[int]]:
+        wanted = set(chain.from_iterable(self.hits.values()))
+        found: dict[str, list[int]] = {t: [] for t in wanted}
+        for base, field in zip(self.bases, self.fields, strict=True):
+            for index, token in enumerate(field.tokens):
+                if token in wanted:
+                    found[token].append(base + index)
+        return found
+
+    def positions(self, term: int) -> list[int]:
+        """Sorted positions of every token that matches ``term``."""
+        cached = self._term_positions.get(term)
+        if cached is not None:
+            return cached
+        tokens = self.hits.get(term, ())
+        if self._token_positions is None:
+            self._token_positions = self._build_token_positions()
+        table = self._token_positions
+        out = table[tokens[0]] if len(tokens) == 1 else sorted(chain.from_iterable(
+            table[t] for t in tokens))
+        self._term_positions[term] = out
+        return out
+
+    def field_of(self, position: int) -> int:
+        return bisect_right(self.bases, position) - 1
+
+    def scoped(self, term: int, scope: tuple[int, ...]) -> list[int]:
+        positions = self.positions(term)
+        if scope == ALL_FIELDS:
+            return positions
+        return [p for p in positions if self.field_of(p) in scope]
+
+    def has(self, term: int, scope: tuple[int, ...]) -> bool:
+        if term not in self.hits:
+            return False
+        return scope == ALL_FIELDS or bool(self.scoped(term, scope))
+
+    def hit(self, span: Span, label: str = "") -> Hit:
+        field = self.field_of(span[0])
+        base = self.bases[field]
+        first, last = span[0] - base, span[1] - base
+        return Hit(field, first, last, label or self.label(field, first, last))
+
+    def label(self, field: int, first: int, last: int) -> str:
+        tokens = self.fields[field].tokens
+        if last - first < 8:
+            return " ".join(tokens[first:last + 1])
+        return f"{tokens[first]} … {tokens[last]}"
+
+
+class CNode:
+    """A compiled query node."""
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        raise NotImplementedError
+
+    def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        """Token spans where a positional node is found (empty for others)."""
+        return []
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        """Append the hits that make this node hold."""
+        out.extend(view.hit(span) for span in self.spans(view, scope))
+
+
+class TermNode(CNode):
+    def __init__(self, term: int) -> None:
+        self.term = term
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return view.has(self.term, scope)
+
+    def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        if self.term not in view.hits:
+            return []
+        return [(p, p) for p in view.scoped(self.term, scope)]
+
+
+class PhraseNode(CNode):
+    def __init__(self, terms: tuple[int, ...]) -> None:
+        self.terms = terms
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        hits = view.hits
+        return all(t in hits for t in self.terms) and bool(self.spans(view, scope))
+
+    def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        if not all(t in view.hits for t in self.terms):
+            return []
+        rest = [set(view.positions(t)) for t in self.terms[1:]]
+        size = len(self.terms) - 1
+        return [(p, p + size) for p in view.scoped(self.terms[0], scope)
+                if all(p + k in positions for k, positions in enumerate(rest, 1))]
+
+
+class AnyOfNode(CNode):
+    """Any of many terms or phrases (an entity, group or type), found by their first term."""
+
+    def __init__(self, alternatives: list[CNode]) -> None:
+        self.by_first: dict[int, list[CNode]] = {}
+        for alternative in alternatives:
+            first = alternative.term if isinstance(alternative, TermNode) else \
+                alternative.terms[0]  # type: ignore[attr-defined]
+            self.by_first.setdefault(first, []).append(alternative)
+
+    def _candidates(self, view: DocView) -> list[CNode]:
+        return [a for t in self.by_first.keys() & view.hits.keys() for a in self.by_first[t]]
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return any(a.holds(view, scope) for a in self._candidates(view))
+
+    def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        return sorted(set(chain.from_iterable(a.spans(view, scope)
+                                              for a in self._candidates(view))))
+
+
+class AndNode(CNode):
+    def __init__(self, children: list[CNode]) -> None:
+        self.children = children
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return all(c.holds(view, scope) for c in self.children)
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        for child in self.children:
+            child.collect(view, scope, out)
+
+
+class OrNode(AndNode):
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return any(c.holds(view, scope) for c in self.children)
+
+    def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        return sorted(set(chain.from_iterable(c.spans(view, scope) for c in self.children)))
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        for child in self.children:
+            if child.holds(view, scope):
+                child.collect(view, scope, out)
+
+
+class NotNode(CNode):
+    def __init__(self, child: CNode) -> None:
+        self.child = child
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return not self.child.holds(view, scope)
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        return None
+
+
+class NearNode(CNode):
+    def __init__(self, left: CNode, right: CNode, distance: int, ordered: bool) -> None:
+        self.left, self.right = left, right
+        self.distance, self.ordered = distance, ordered
+
+    def pairs(self, view: DocView, scope: tuple[int, ...], first_only: bool) -> list[tuple[Span, Span]]:
+        lefts = self.left.spans(view, scope)
+        rights = self.right.spans(view, scope) if lefts else []
+        out = []
+        for left in lefts:
+            for right in rights:
+                if right[0] > left[1]:
+                    gap = right[0] - left[1]
+                elif not self.ordered and left[0] > right[1]:
+                    gap = left[0] - right[1]
+                else:
+                    continue
+                if gap <= self.distance:
+                    out.append((left, right))
+                    if first_only:
+                        return out
+        return out
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return bool(self.pairs(view, scope, first_only=True))
+
+    def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        return sorted({(min(a[0], b[0]), max(a[1], b[1]))
+                       for a, b in self.pairs(view, scope, first_only=False)})
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        for a, b in self.pairs(view, scope, first_only=False):
+            first, second = sorted((a, b))
+            span = (first[0], second[1])
+            if second[0] - first[1] > 1:
+                label = f"{view.hit(first).label} … {view.hit(second).label}"
+                out.append(view.hit(span, label))
+            else:
+                out.append(view.hit(span))
+
+
+class ScopeNode(CNode):
+    def __init__(self, field: int, child: CNode) -> None:
+        self.scope = (field,)
+        self.child = child
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return self.child.holds(view, self.scope)
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        self.child.collect(view, self.scope, out)
+
+
+class RegexNode(CNode):
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return any(self.pattern.search(view.fields[i].normalised) for i in scope)
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        for index in scope:
+            field = view.fields[index]
+            match = self.pattern.search(field.normalised)
+            if not match or not field.tokens:
+                continue
+            starts = [start for start, _ in field.token_offsets()]
+            first = max(0, bisect_right(starts, match.start()) - 1)
+            last = max(first, bisect_right(starts, max(match.end() - 1, 0)) - 1)
+            out.append(Hit(index, first, last, match.group(0)))
+
+
+class MetaNode(CNode):
+    def __init__(self, kind: str, value: str) -> None:
+        self.kind, self.value = kind, value.casefold()
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        if self.kind == "feed":
+            return view.doc.feed.casefold() == self.value
+        return any(tag.casefold() == self.value for tag in view.doc.tags)
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        return None

@@ -1,0 +1,163 @@
+"""Text normalisation: HTML to text, Unicode folding, tokens with positions.
+
+Pure: no I/O. Rules and documents go through the same functions, so a query
+term and the text it should find are always compared in the same form.
+
+Two forms of a text are kept:
+- *display* text: HTML stripped and unescaped, NFKC, white space collapsed;
+  what snippets are cut from and what a person reads;
+- *normalised* text: the display text case-folded with diacritics folded;
+  what tokens are read from and what ``/regex/`` terms see.
+
+A token is a run of letters and digits, so ``shoot-down`` is ``shoot down``
+and ``MiG-31`` is ``mig 31``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+TOKEN_RE = re.compile(r"[^\W_]+")
+
+_DROP_RE = re.compile(
+    r"<(script|style|template|noscript|head)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)",
+    re.S | re.I,
+)
+_BLOCK_RE = re.compile(
+    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|table|thead|tbody|blockquote|pre|section|"
+    r"article|header|footer|aside|nav|hr|dd|dt|dl|figure|figcaption|img|title|body|html)\b[^>]*>",
+    re.I,
+)
+_TAG_RE = re.compile(r"</?[a-zA-Z][^>]*>|<![^>]*>|<\?[^>]*>")
+_CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
+_SPACE_RE = re.compile(r"\s+")
+# Combining marks of the Latin, Greek and Cyrillic scripts: the diacritics to fold.
+_MARKS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Letters that carry a diacritic but have no Unicode decomposition.
+_LETTERS = str.maketrans(
+    {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t", "þ": "th",
+     "æ": "ae", "œ": "oe", "ŀ": "l"}
+)
+
+
+def html_to_text(raw: str) -> str:
+    """Strip tags, drop scripts, styles and comments, and unescape entities.
+
+    Block-level tags become white space so words on either side stay apart;
+    inline tags vanish so ``<b>air</b>space`` stays one word.
+    """
+    if "<" not in raw and "&" not in raw:
+        return raw
+    text = _CDATA_RE.sub(r"\1", raw)
+    text = _DROP_RE.sub(" ", text)
+    text = _BLOCK_RE.sub(" ", text)
+    text = _TAG_RE.sub("", text)
+    return html.unescape(text)
+
+
+def display_text(raw: str) -> str:
+    """The readable form of ``raw``: HTML to text, NFKC, white space collapsed."""
+    text = unicodedata.normalize("NFKC", html_to_text(raw))
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def fold(text: str) -> str:
+    """Case-fold and fold diacritics. Works character by character (see fold_char)."""
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    folded = _MARKS_RE.sub("", folded)
+    return unicodedata.normalize("NFC", folded).translate(_LETTERS)
+
+
+@lru_cache(maxsize=4096)
+def fold_char(char: str) -> str:
+    """``fold`` of one character; the concatenation over a text equals ``fold(text)``."""
+    return fold(char)
+
+
+def normalize(raw: str) -> str:
+    """The normalised form of raw text or HTML."""
+    return fold(display_text(raw))
+
+
+def tokens(normalised: str) -> list[str]:
+    """The tokens of normalised text, in order."""
+    return TOKEN_RE.findall(normalised)
+
+
+def query_tokens(word: str) -> list[str]:
+    """Tokens of a word or phrase written in a rule, normalised like any text."""
+    return tokens(fold(unicodedata.normalize("NFKC", word)))
+
+
+@dataclass
+class Field:
+    """One field of a document (title, summary or content) in both forms."""
+
+    display: str
+    normalised: str
+    tokens: list[str]
+    _offsets: list[tuple[int, int]] | None = field(default=None, repr=False)
+    _char_map: list[int] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_raw(cls, raw: str) -> Field:
+        shown = display_text(raw) if raw else ""
+        normal = fold(shown)
+        return cls(shown, normal, TOKEN_RE.findall(normal))
+
+    def token_offsets(self) -> list[tuple[int, int]]:
+        """(start, end) of each token in the normalised text; computed on first use."""
+        if self._offsets is None:
+            self._offsets = [m.span() for m in TOKEN_RE.finditer(self.normalised)]
+        return self._offsets
+
+    def display_offset(self, normalised_offset: int) -> int:
+        """The offset in the display text of a character of the normalised text."""
+        if self.display.isascii():
+            return normalised_offset
+        if self._char_map is None:
+            char_map: list[int] = []
+            for index, char in enumerate(self.display):
+                char_map.extend([index] * len(fold_char(char)))
+            char_map.append(len(self.display))
+            self._char_map = char_map
+        return self._char_map[min(normalised_offset, len(self._char_map) - 1)]
+
+    def display_span(self, first_token: int, last_token: int) -> tuple[int, int]:
+        """Display-text (start, end) covering tokens first_token..last_token."""
+        offsets = self.token_offsets()
+        start = self.display_offset(offsets[first_token][0])
+        end_token = offsets[last_token][1]
+        end = self.display_offset(end_token - 1) + 1 if end_token else 0
+        return start, end
+
+
+def cut_snippet(
+    text: str, spans: list[tuple[int, int]], width: int = 240
+) -> tuple[str, list[tuple[int, int]]]:
+    """A window of ``text`` around the first span, and the spans inside it, rebased.
+
+    The window starts and ends on word boundaries and marks cuts with ``…``.
+    """
+    if not spans:
+        return text[:width], []
+    first_start, first_end = spans[0]
+    start = max(0, first_start - width // 3)
+    end = min(len(text), max(first_end, start + width))
+    if start > 0:
+        space = text.find(" ", start, first_start)
+        start = space + 1 if space != -1 else start
+    if end < len(text):
+        space = text.rfind(" ", first_end, end)
+        end = space if space != -1 else end
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    shift = len(prefix) - start
+    inside = [(s + shift, e + shift) for s, e in spans if s >= start and e <= end]
+    return prefix + text[start:end] + suffix, inside

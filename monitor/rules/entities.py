@@ -79,7 +79,7 @@ def _entity(source: yamlsrc.Source, node: yaml.Node) -> Entity:
         try:
             aliases.append(phrase(text))
         except QueryError as error:
-            raise source.error(alias_node, f"alias {text!r}: {error.message}", error.hint) from None
+            raise source.error(alias_node, f"alias: {error.message}", error.hint) from None
     groups = [g for g, _ in _strings(source, entries["groups"][1], "groups")] \
         if "groups" in entries else []
     for group, group_node in zip(groups, entries["groups"][1].value if groups else [], strict=False):

@@ -1,0 +1,1 @@
+"""Feeds: fetching (the only httpx user), parsing (pure) and OPML."""

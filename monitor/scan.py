@@ -1,0 +1,100 @@
+"""``scan`` and ``rules test``: rules over documents, output as text, JSON or JSON lines.
+
+No database and no network: documents come from files, matches go to a stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from monitor.rules.engine import RuleSet
+from monitor.rules.loader import load_folder
+from monitor.types import Document, Match
+
+_BOLD, _RESET = "\033[1m", "\033[0m"
+
+
+def load_rules(directory: Path) -> RuleSet:
+    """The compiled rule set of a folder; RuleSetError listing every problem if invalid."""
+    specs, gazetteer = load_folder(directory)
+    return RuleSet(specs, gazetteer)
+
+
+def match_record(match: Match) -> dict[str, Any]:
+    return {"rule": match.rule, "severity": match.severity, "terms": list(match.terms),
+            "entities": list(match.entities), "snippet": match.snippet}
+
+
+def document_record(doc: Document, matches: list[Match]) -> dict[str, Any]:
+    return {"id": doc.id, "rules": [m.rule for m in matches],
+            "matches": [match_record(m) for m in matches]}
+
+
+def highlight(snippet: str, spans: Iterable[tuple[int, int]], color: bool) -> str:
+    """The snippet with each span marked: bold on a terminal, ``**…**`` elsewhere."""
+    opening, closing = (_BOLD, _RESET) if color else ("**", "**")
+    out, last = [], 0
+    for start, end in sorted(set(spans)):
+        if start < last:
+            continue
+        out.extend((snippet[last:start], opening, snippet[start:end], closing))
+        last = end
+    out.append(snippet[last:])
+    return "".join(out)
+
+
+def _write_text(out: TextIO, doc: Document, matches: list[Match], color: bool) -> None:
+    for match in matches:
+        out.write(f"{doc.id}: {match.rule} [{match.severity}] {match.title}\n")
+        out.write(f"  terms:    {', '.join(match.terms)}\n")
+        if match.entities:
+            out.write(f"  entities: {', '.join(match.entities)}\n")
+        out.write(f"  {highlight(match.snippet, match.highlights, color)}\n\n")
+
+
+def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
+    """Match every document of ``paths``; write them to ``out`` in ``fmt``."""
+    from monitor.documents import read_documents
+
+    rule_set = load_rules(rules_dir)
+    color = fmt == "text" and out.isatty()
+    documents = matched = total_matches = 0
+    records: list[dict[str, Any]] = []
+    for doc in read_documents(paths):
+        matches = rule_set.match(doc)
+        documents += 1
+        matched += bool(matches)
+        total_matches += len(matches)
+        if fmt == "jsonl":
+            out.write(json.dumps(document_record(doc, matches), ensure_ascii=False) + "\n")
+        elif fmt == "json":
+            records.append(document_record(doc, matches))
+        else:
+            _write_text(out, doc, matches, color)
+    if fmt == "json":
+        json.dump(records, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+    elif fmt == "text":
+        out.write(f"{documents} documents, {matched} matched, {total_matches} matches\n")
+    return 0
+
+
+def run_examples(rule_set: RuleSet, out: TextIO) -> tuple[int, int]:
+    """Run every rule's examples against the whole rule set; (failures, examples run)."""
+    failures = total = 0
+    for rule in rule_set.rules:
+        spec = rule.spec
+        for expected, examples in ((True, spec.examples_match), (False, spec.examples_no_match)):
+            for doc in examples:
+                total += 1
+                fired = any(m.rule == spec.id for m in rule_set.match(doc))
+                if fired != expected:
+                    failures += 1
+                    verb = "did not match" if expected else "matched"
+                    text = " ".join((doc.title or doc.content or doc.summary).split())[:100]
+                    out.write(f"{spec.location.path}: FAIL {spec.id}: example "
+                              f"{'match' if expected else 'no_match'} {verb}: {text!r}\n")
+    return failures, total

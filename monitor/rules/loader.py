@@ -120,7 +120,11 @@ class _FileCheck:
             if not isinstance(weight, int | float) or isinstance(weight, bool):
                 self.fail(value_node, f"weight of {term!r} must be a number")
                 continue
-            ast = self.query(key_node, str(term), "weights")
+            # A weight key is one term; several words without quotes are a phrase, as in DESIGN.md.
+            text = str(term)
+            if " " in text.strip() and not text.lstrip().startswith(('"', "(", "@", "/")):
+                text = f'"{text}"'
+            ast = self.query(key_node, text, "weights")
             if ast is not None and not is_positional(ast):
                 self.fail(key_node, f"weight key {term!r} must be one word, phrase or @entity")
             elif ast is not None:

@@ -69,7 +69,8 @@ def fold(text: str) -> str:
     """Case-fold and fold diacritics. Works character by character (see fold_char)."""
     if text.isascii():
         return text.lower()
-    folded = unicodedata.normalize("NFKD", text.casefold())
+    # Compatibility forms may decompose to capitals (U+213B is "FAX"), so fold case in between.
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     folded = _MARKS_RE.sub("", folded)
     return unicodedata.normalize("NFC", folded).translate(_LETTERS)
 

@@ -1,0 +1,29 @@
+"""Shared fixtures: the project's folders and a helper to run the CLI as users do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+SEEDS = ROOT / "seeds"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run_cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m monitor ARGS`` in a subprocess, as a user would run it."""
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "monitor", *args], input=stdin, text=True,
+                          capture_output=True, cwd=cwd or ROOT, env=env, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def rule_set():  # type: ignore[no-untyped-def]
+    from monitor.scan import load_rules
+
+    return load_rules(RULES)

@@ -1,0 +1,108 @@
+"""Matching semantics of the compiled engine, checked against a brute-force evaluation."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.rules.engine import RuleSet
+from monitor.rules.entities import Entity, Gazetteer
+from monitor.rules.loader import RuleSpec
+from monitor.rules.nodes import DocView
+from monitor.rules.query import parse, phrase
+from monitor.types import Document
+
+GAZETTEER = Gazetteer({
+    "estonia": Entity("estonia", "Estonia", "country", ("nato-member",), (phrase("Estoni*"), phrase("Tallinn"))),
+    "mig-31": Entity("mig-31", "MiG-31", "aircraft", ("military-aircraft",), (phrase("MiG-31"),)),
+    "drone-generic": Entity("drone-generic", "drone", "drone", (), (phrase("drone*"), phrase("Drohne*"))),
+})
+
+
+def rules(*queries: str, **extra: object) -> RuleSet:
+    specs = [RuleSpec(id=f"r{i}", title="t", severity="high", query=parse(q), **extra)  # type: ignore[arg-type]
+             for i, q in enumerate(queries)]
+    return RuleSet(specs, GAZETTEER)
+
+
+def fires(query: str, content: str = "", **doc: object) -> bool:
+    return bool(rules(query).match(Document(id="d", content=content, **doc)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("query", "text", "expected"), [
+    ("violat*", "Jets violated the border", True),
+    ("violat*", "a violin", False),
+    ('"shoot down"', "the shoot-down of a drone", True),
+    ('"shoot down"', "shoot the ball down", False),
+    ('"shoot* down"', "shooting down drones", True),
+    ("mig-31", "three MiG 31 jets", True),
+    ("jets NEAR/2 airspace", "jets violated airspace", True),
+    ("jets NEAR/1 airspace", "jets violated airspace", False),
+    ("airspace NEAR/2 jets", "jets violated airspace", True),
+    ("airspace NEAR/2f jets", "jets violated airspace", False),
+    ("jets NEAR/2f airspace", "jets violated airspace", True),
+    ('(jets OR drones) NEAR/3 "estonian airspace"', "drones entered Estonian airspace", True),
+    ("drones AND NOT hobby", "hobby drones", False),
+    ("drones NOT hobby", "military drones", True),
+    ("@nato-member", "Tallinn said", True),
+    ("@estonia", "Estonian jets", True),
+    ("@military-aircraft NEAR/3 violat*", "a MiG-31 violated", True),
+    ("@drone", "Drohnen über Polen", True),
+    ("/art(icle)? ?4\\b/", "under art 4 of the treaty", True),
+    ("/art(icle)? ?4\\b/", "article 45", False),
+    ("and", "drones and jets", True),
+])
+def test_semantics(query: str, text: str, expected: bool) -> None:
+    assert fires(query, text) is expected
+
+
+def test_phrases_and_near_do_not_cross_fields() -> None:
+    assert not fires('"estonian airspace"', title="Estonian", content="airspace closed")
+    assert not fires("estonian NEAR/5 airspace", title="Estonian", content="airspace closed")
+    assert fires("estonian AND airspace", title="Estonian", content="airspace closed")
+
+
+def test_field_scope_feed_and_tag() -> None:
+    assert fires("title:(drone*)", title="Drones over base", content="nothing")
+    assert not fires("title:(drone*)", title="Nothing", content="drones")
+    assert fires("drones AND feed:nato-news", "drones", feed="NATO-News")
+    assert not fires("drones AND tag:official", "drones", tags=("blog",))
+    only_titles = rules("drones", fields=("title",))
+    assert not only_titles.match(Document(id="d", content="drones"))
+
+
+def test_weights_and_threshold() -> None:
+    weighted = rules("drone* OR jets", weights=(("shot down", parse('"shot down"'), 3.0),
+                                                 ("intercepted", parse("intercepted"), 1.0)),
+                     threshold=3.0)
+    assert weighted.match(Document(id="d", content="drones were shot down"))[0].score == 3.0
+    assert not weighted.match(Document(id="d", content="drones were intercepted"))
+
+
+def test_match_reports_terms_entities_and_snippet() -> None:
+    ruleset = rules("(violat* NEAR/6 airspace) AND @military-aircraft")
+    doc = Document(id="d", title="Incursion",
+                   content="On Friday three Russian MiG-31 jets violated Estonian airspace for 12 minutes.")
+    (match,) = ruleset.match(doc)
+    assert match.terms == ("mig 31", "violated … airspace")
+    assert match.entities == ("mig-31", "estonia")
+    assert "violated Estonian airspace" in match.snippet
+    assert [match.snippet[s:e] for s, e in match.highlights] == ["MiG-31", "violated Estonian airspace"]
+
+
+WORDS = ["drones", "drone", "jets", "violated", "airspace", "estonian", "shot", "down", "hobby", "tallinn",
+         "mig", "31"]
+QUERIES = ["drone*", '"shot down"', "jets NEAR/3 airspace", "violat* NEAR/2f airspace AND NOT hobby",
+           "@estonia AND (jets OR drone*)", "NOT hobby", "(shot NEAR/1f down) OR @mig-31",
+           "title:(jets) OR summary:(drones)", "/mig 31/ AND airspace"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=25), st.lists(st.sampled_from(WORDS), max_size=4))
+def test_indexed_matching_equals_evaluating_every_rule(content: list[str], title: list[str]) -> None:
+    ruleset = rules(*QUERIES)
+    doc = Document(id="d", title=" ".join(title), content=" ".join(content))
+    view = DocView(ruleset.terms, doc)
+    brute = [r.spec.id for r in ruleset.rules if r.root.holds(view, r.scope)]
+    assert [m.rule for m in ruleset.match(doc)] == brute

@@ -1,0 +1,58 @@
+"""The normaliser: HTML to text, folding, tokens, and properties that hold for any input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.text import Field, cut_snippet, display_text, fold, fold_char, normalize, tokens
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("shoot-down", ["shoot", "down"]),
+    ("MiG-31", ["mig", "31"]),
+    ("Šakalienė", ["sakaliene"]),
+    ("Łódź", ["lodz"]),
+    ("Straße", ["strasse"]),
+    ("ＮＡＴＯ", ["nato"]),
+    ("Эстония", ["эстония"]),
+    ("<p>Article&nbsp;4</p><p>consultations</p>", ["article", "4", "consultations"]),
+    ("<b>air</b>space", ["airspace"]),
+    ("<script>alert('x')</script>drones", ["drones"]),
+    ("Russia&#8217;s jets", ["russia", "s", "jets"]),
+    ("a_b", ["a", "b"]),
+])
+def test_tokens(raw: str, expected: list[str]) -> None:
+    assert tokens(normalize(raw)) == expected
+
+
+def test_display_text_collapses_space_and_keeps_case() -> None:
+    assert display_text("  <p>Three  Russian\nMiG-31s</p> ") == "Three Russian MiG-31s"
+
+
+def test_snippet_maps_back_to_display_text_with_diacritics() -> None:
+    field = Field.from_raw("Dovilė Šakalienė warned that Russian jets violated Lithuanian airspace.")
+    index = field.tokens.index("violated")
+    start, end = field.display_span(index, index)
+    assert field.display[start:end] == "violated"
+    snippet, spans = cut_snippet(field.display, [(start, end)], width=40)
+    assert [snippet[s:e] for s, e in spans] == ["violated"]
+
+
+@given(st.text())
+def test_normalise_never_raises_and_tokens_are_letters_or_digits(raw: str) -> None:
+    for token in tokens(normalize(raw)):
+        assert token and all(c.isalnum() for c in token)
+
+
+@given(st.text())
+def test_fold_is_idempotent(raw: str) -> None:
+    once = fold(raw)
+    assert fold(once) == once
+
+
+# Conjoining Hangul jamo recompose across characters under NFC; everything else folds alone.
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"], max_codepoint=0x10FF), max_size=60))
+def test_fold_works_character_by_character(raw: str) -> None:
+    assert fold(raw) == "".join(fold_char(c) for c in raw)

@@ -36,7 +36,8 @@ def document_record(doc: Document, matches: list[Match]) -> dict[str, Any]:
 def highlight(snippet: str, spans: Iterable[tuple[int, int]], color: bool) -> str:
     """The snippet with each span marked: bold on a terminal, ``**…**`` elsewhere."""
     opening, closing = (_BOLD, _RESET) if color else ("**", "**")
-    out, last = [], 0
+    out: list[str] = []
+    last = 0
     for start, end in sorted(set(spans)):
         if start < last:
             continue

@@ -46,7 +46,7 @@ def _ngrams(tokens: list[str], common: set[str]) -> set[str]:
     for size in (1, 2, 3):
         for start in range(len(tokens) - size + 1):
             gram = tokens[start:start + size]
-            if gram[0] in common or gram[-1] in common or gram[-1].isdigit() and size == 1:
+            if gram[0] in common or gram[-1] in common or (gram[-1].isdigit() and size == 1):
                 continue
             if all(len(t) > 1 for t in (gram[0], gram[-1])):
                 found.add(" ".join(gram))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -34,7 +35,6 @@ _BLOCK_RE = re.compile(
 )
 _TAG_RE = re.compile(r"</?[a-zA-Z][^>]*>|<![^>]*>|<\?[^>]*>")
 _CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
-_SPACE_RE = re.compile(r"\s+")
 # Combining marks of the Latin, Greek and Cyrillic scripts: the diacritics to fold.
 _MARKS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 # Letters that carry a diacritic but have no Unicode decomposition.
@@ -61,8 +61,10 @@ def html_to_text(raw: str) -> str:
 
 def display_text(raw: str) -> str:
     """The readable form of ``raw``: HTML to text, NFKC, white space collapsed."""
-    text = unicodedata.normalize("NFKC", html_to_text(raw))
-    return _SPACE_RE.sub(" ", text).strip()
+    text = html_to_text(raw)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.split())
 
 
 def fold(text: str) -> str:
@@ -105,6 +107,7 @@ class Field:
     tokens: list[str]
     _offsets: list[tuple[int, int]] | None = field(default=None, repr=False)
     _char_map: list[int] | None = field(default=None, repr=False)
+    _finder: Iterator[re.Match[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
@@ -112,11 +115,19 @@ class Field:
         normal = fold(shown)
         return cls(shown, normal, TOKEN_RE.findall(normal))
 
-    def token_offsets(self) -> list[tuple[int, int]]:
-        """(start, end) of each token in the normalised text; computed on first use."""
-        if self._offsets is None:
-            self._offsets = [m.span() for m in TOKEN_RE.finditer(self.normalised)]
-        return self._offsets
+    def token_offsets(self, upto: int | None = None) -> list[tuple[int, int]]:
+        """(start, end) of tokens in the normalised text, at least up to index ``upto``.
+
+        Computed on first use and only as far as asked: snippets need the first hits only.
+        """
+        if self._offsets is None or self._finder is None:
+            self._offsets = []
+            self._finder = TOKEN_RE.finditer(self.normalised)
+        want = len(self.tokens) if upto is None else min(upto + 1, len(self.tokens))
+        offsets, finder = self._offsets, self._finder
+        while len(offsets) < want:
+            offsets.append(next(finder).span())
+        return offsets
 
     def display_offset(self, normalised_offset: int) -> int:
         """The offset in the display text of a character of the normalised text."""
@@ -132,7 +143,7 @@ class Field:
 
     def display_span(self, first_token: int, last_token: int) -> tuple[int, int]:
         """Display-text (start, end) covering tokens first_token..last_token."""
-        offsets = self.token_offsets()
+        offsets = self.token_offsets(last_token)
         start = self.display_offset(offsets[first_token][0])
         end_token = offsets[last_token][1]
         end = self.display_offset(end_token - 1) + 1 if end_token else 0

@@ -86,7 +86,7 @@ def test_rules_check_ok_and_errors(tmp_path: Path) -> None:
     assert bad.returncode == 1
     lines = bad.stdout.splitlines()
     assert lines[0].startswith(f"{tmp_path}/a.yaml:3:11: severity 'hot'")
-    assert any(line.startswith(f"{tmp_path}/b.yaml:4:17: expected a term after NEAR/3") for line in lines)
+    assert any(line.startswith(f"{tmp_path}/b.yaml:4:16: expected a term after NEAR/3") for line in lines)
     assert any(line.startswith(f"{tmp_path}/b.yaml:5:1: unknown key 'foo'") for line in lines)
 
 

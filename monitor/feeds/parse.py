@@ -22,7 +22,8 @@ def _time(entry: Mapping[str, Any]) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         value = entry.get(key)
         if value:
-            return datetime(*value[:6], tzinfo=UTC)
+            year, month, day, hour, minute, second = value[:6]
+            return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     return None
 
 
@@ -56,5 +57,5 @@ def parse_documents(data: bytes, headers: Mapping[str, str] | None = None,
     problem = ""
     if parsed.bozo and not parsed.entries:
         problem = f"not a readable feed: {parsed.get('bozo_exception')}"
-    base = str(parsed.feed.get("link") or base_url) if not base_url else base_url
+    base = base_url or str(parsed.feed.get("link") or "")
     return [entry_document(e, base, feed) for e in parsed.entries], problem

@@ -18,13 +18,26 @@ from monitor.rules import query as q
 from monitor.rules.entities import Gazetteer
 from monitor.rules.loader import RuleSpec
 from monitor.rules.nodes import (
-    ALL_FIELDS, AndNode, AnyOfNode, CNode, DocView, Hit, MetaNode, NearNode, NotNode,
-    OrNode, PhraseNode, RegexNode, ScopeNode, TermNode,
+    ALL_FIELDS,
+    AndNode,
+    AnyOfNode,
+    CNode,
+    DocView,
+    Hit,
+    MetaNode,
+    NearNode,
+    NotNode,
+    OrNode,
+    PhraseNode,
+    RegexNode,
+    ScopeNode,
+    TermNode,
 )
 from monitor.text import cut_snippet
 from monitor.types import FIELDS, Document, Match
 
 _CACHE_LIMIT = 500_000
+_SNIPPET_TOKENS = 60
 
 
 class TermIndex:
@@ -124,7 +137,11 @@ class _Compiler:
             return None if any(s is None for s in sets) else frozenset().union(*sets)  # type: ignore[arg-type]
         if isinstance(ast, q.And | q.Near):
             children = ast.children if isinstance(ast, q.And) else (ast.left, ast.right)
-            sets = [s for s in (self.necessary(c) for c in children) if s is not None]
+            sets: list[frozenset[int]] = []
+            for child in children:
+                child_set = self.necessary(child)
+                if child_set is not None:
+                    sets.append(child_set)
             return min(sets, key=self._cost) if sets else None
         if isinstance(ast, q.Scope):
             return self.necessary(ast.child)
@@ -220,6 +237,8 @@ class RuleSet:
         for field_index in (2, 1, 0):
             in_field = [h for h in hits if h.field == field_index]
             if in_field:
+                # Only hits near the first can fall inside the snippet window.
+                in_field = [h for h in in_field if h.first <= in_field[0].first + _SNIPPET_TOKENS]
                 field = view.fields[field_index]
                 spans = [field.display_span(h.first, h.last) for h in in_field]
                 return cut_snippet(field.display, spans)

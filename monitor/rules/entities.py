@@ -53,7 +53,7 @@ class Gazetteer:
 def _strings(source: yamlsrc.Source, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
     if not isinstance(node, yaml.SequenceNode):
         raise source.error(node, f"{what} must be a list")
-    out = []
+    out: list[tuple[str, yaml.Node]] = []
     for item in node.value:
         if not isinstance(item, yaml.ScalarNode) or not isinstance(yamlsrc.value(item), str | int):
             raise source.error(item, f"{what}: every entry must be a string")
@@ -127,7 +127,7 @@ def load_entity_file(path: Path, gazetteer: Gazetteer) -> list[RuleError]:
 
 def check_names(gazetteer: Gazetteer) -> list[RuleError]:
     """An entity id that is also a group or type name would make ``@name`` ambiguous."""
-    shared = set()
+    shared: set[str] = set()
     for entity in gazetteer.entities.values():
         shared.update(entity.groups)
         shared.add(entity.type)

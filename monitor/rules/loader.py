@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,27 @@ class _FileCheck:
             return str(raw)
         self.fail(node, f"{key} {raw!r} is not one of {', '.join(allowed)}")
         return None
+
+    def fields(self, node: yaml.Node) -> tuple[str, ...]:
+        fields = self.strings(node, "fields")
+        for name in fields:
+            if name not in FIELDS:
+                self.fail(node, f"unknown field {name!r}", f"fields are {', '.join(FIELDS)}")
+        return fields
+
+    def number(self, node: yaml.Node, key: str) -> float | None:
+        raw = yamlsrc.value(node)
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        self.fail(node, f"{key} must be a number")
+        return None
+
+    def duration(self, node: yaml.Node, key: str) -> float | None:
+        try:
+            return parse_duration(yamlsrc.value(node))
+        except ValueError as error:
+            self.fail(node, f"{key}: {error}")
+            return None
 
     def query(self, node: yaml.Node, text: str, key: str = "query") -> Node | None:
         try:
@@ -201,41 +223,25 @@ def _value_of(check: _FileCheck, key: str, node: yaml.Node, values: dict[str, An
         if rule_id is not None and not ID_RE.match(rule_id):
             check.fail(node, f"id {rule_id!r} must be lower case letters, digits and '-'")
         return rule_id
-    if key in ("title", "description"):
-        return check.text(node, key)
-    if key == "severity":
-        return check.choice(node, key, SEVERITIES)
-    if key == "status":
-        return check.choice(node, key, STATUSES)
     if key == "query":
         text = check.text(node, key)
         values["query_text"] = (text or "").strip()
         return check.query(node, text) if text else None
-    if key == "fields":
-        fields = check.strings(node, key)
-        for name in fields:
-            if name not in FIELDS:
-                check.fail(node, f"unknown field {name!r}", f"fields are {', '.join(FIELDS)}")
-        return fields
-    if key == "weights":
-        return check.weights(node)
-    if key == "threshold":
-        raw = yamlsrc.value(node)
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return float(raw)
-        check.fail(node, "threshold must be a number")
-        return None
-    if key == "cooldown":
-        try:
-            return parse_duration(yamlsrc.value(node))
-        except ValueError as error:
-            check.fail(node, f"cooldown: {error}")
-            return None
     if key == "examples":
         values["examples_match"], values["examples_no_match"] = \
             check.examples(node, str(values.get("id", "rule")))
         return None
-    return check.strings(node, key)
+    simple: dict[str, Callable[[], Any]] = {
+        "title": lambda: check.text(node, key),
+        "description": lambda: check.text(node, key),
+        "severity": lambda: check.choice(node, key, SEVERITIES),
+        "status": lambda: check.choice(node, key, STATUSES),
+        "fields": lambda: check.fields(node),
+        "weights": lambda: check.weights(node),
+        "threshold": lambda: check.number(node, key),
+        "cooldown": lambda: check.duration(node, key),
+    }
+    return simple[key]() if key in simple else check.strings(node, key)
 
 
 def load_rule_file(path: Path, gazetteer: Gazetteer) -> tuple[RuleSpec | None, list[RuleError]]:

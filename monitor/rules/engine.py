@@ -133,16 +133,21 @@ class _Compiler:
             assert isinstance(node, AnyOfNode)
             return frozenset(node.by_first)
         if isinstance(ast, q.Or):
-            sets = [self.necessary(c) for c in ast.children]
-            return None if any(s is None for s in sets) else frozenset().union(*sets)  # type: ignore[arg-type]
+            union: set[int] = set()
+            for child in ast.children:
+                child_set = self.necessary(child)
+                if child_set is None:
+                    return None
+                union.update(child_set)
+            return frozenset(union)
         if isinstance(ast, q.And | q.Near):
             children = ast.children if isinstance(ast, q.And) else (ast.left, ast.right)
-            sets: list[frozenset[int]] = []
+            options: list[frozenset[int]] = []
             for child in children:
                 child_set = self.necessary(child)
                 if child_set is not None:
-                    sets.append(child_set)
-            return min(sets, key=self._cost) if sets else None
+                    options.append(child_set)
+            return min(options, key=self._cost) if options else None
         if isinstance(ast, q.Scope):
             return self.necessary(ast.child)
         return None

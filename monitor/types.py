@@ -13,11 +13,6 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 FIELDS = ("title", "summary", "content")
 
 
-def severity_rank(severity: str) -> int:
-    """0 for info up to 4 for critical."""
-    return SEVERITIES.index(severity)
-
-
 @dataclass(frozen=True)
 class Document:
     """A text the rules run over: a feed item, or a file given to ``scan``."""

@@ -70,6 +70,111 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
     return print_suggestions(args.corpus, _rules_dir(args.rules), args.top, sys.stdout)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    return commands.run(args.config)
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    return commands.poll(args.config, args.feed, sys.stdout)
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    if args.feeds_command == "list":
+        return commands.feeds_list(args.config, args.format, sys.stdout)
+    if args.feeds_command == "status":
+        return commands.feeds_status(args.config, args.format, sys.stdout)
+    if args.feeds_command == "import":
+        return commands.feeds_import(args.config, args.opml, sys.stdout)
+    return commands.feeds_export(args.config, sys.stdout)
+
+
+def cmd_items(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    return commands.items_list(args.config, args.feed, args.since, args.format, sys.stdout)
+
+
+def cmd_matches(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    return commands.matches_list(args.config, args.rule, args.since, args.format, sys.stdout)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    return commands.alerts_list(args.config, args.status, args.format, sys.stdout)
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $CRISIS_MONITOR_CONFIG, else "
+                        "./config.toml, else /etc/crisis-monitor/config.toml)")
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text: a table; json: one JSON array of objects (default: text)")
+
+
+def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="the daemon, in the foreground (systemd runs exactly this)",
+                              description="Poll every feed on its schedule, match new items, deliver alerts; "
+                              "SIGHUP or a change under the rules folder reloads; SIGTERM stops.")
+    _config_option(run)
+    run.set_defaults(handler=cmd_run)
+    poll = commands.add_parser("poll", help="one polling cycle of every (or one) feed, then exit",
+                               description="Poll every feed (or one) once, match, store, deliver alerts, "
+                               "print a summary and exit.")
+    _config_option(poll)
+    poll.add_argument("--feed", metavar="NAME", help="poll only this feed")
+    poll.set_defaults(handler=cmd_poll)
+
+    feeds = commands.add_parser("feeds", help="feed list, health table, OPML in and out",
+                                description="The configured feeds, their health, OPML import and export.")
+    feed_commands = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND", required=True)
+    listing = feed_commands.add_parser("list", help="the feeds in config.toml", description="The configured feeds.")
+    status = feed_commands.add_parser("status", help="feed health: status, items, last poll, next poll, errors",
+                                      description="Feed health: status (ok, not_modified, error, gone, stale, "
+                                      "never), stored items, last and next poll, the last error.")
+    importing = feed_commands.add_parser("import", help="append the feeds of an OPML file to config.toml",
+                                         description="Append the feeds of an OPML file that are not configured "
+                                         "yet to config.toml as [[feeds]] tables.")
+    importing.add_argument("opml", metavar="OPML", help="an OPML file exported from a feed reader")
+    export = feed_commands.add_parser("export", help="print the feeds as OPML 2.0",
+                                      description="Print the configured feeds as OPML 2.0 on stdout.")
+    for sub in (listing, status, importing, export):
+        _config_option(sub)
+        sub.set_defaults(handler=cmd_feeds)
+    for sub in (listing, status):
+        _format_option(sub)
+
+    items = commands.add_parser("items", help="what was ingested", description="Stored items, newest first.")
+    item_commands = items.add_subparsers(dest="items_command", metavar="SUBCOMMAND", required=True)
+    items_list = item_commands.add_parser("list", help="list stored items", description="Stored items, newest first.")
+    items_list.add_argument("--feed", metavar="NAME", help="only this feed's items")
+    items_list.add_argument("--since", metavar="DURATION", help='only items first seen within it, e.g. "24h"')
+    matches = commands.add_parser("matches", help="what matched, with the matched terms",
+                                  description="Rule matches, newest first.")
+    match_commands = matches.add_subparsers(dest="matches_command", metavar="SUBCOMMAND", required=True)
+    matches_list = match_commands.add_parser("list", help="list matches", description="Rule matches, newest first.")
+    matches_list.add_argument("--rule", metavar="ID", help="only this rule's matches")
+    matches_list.add_argument("--since", metavar="DURATION", help='only matches made within it, e.g. "24h"')
+    alerts = commands.add_parser("alerts", help="alert delivery state", description="Alerts and their deliveries.")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
+    alerts_list = alert_commands.add_parser("list", help="list deliveries", description="Deliveries, newest first.")
+    alerts_list.add_argument("--status", choices=("pending", "delivered", "dead"), help="only this status")
+    for sub, handler in ((items_list, cmd_items), (matches_list, cmd_matches), (alerts_list, cmd_alerts)):
+        _config_option(sub)
+        _format_option(sub)
+        sub.set_defaults(handler=handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crisis-monitor",
@@ -114,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--rules", metavar="DIR", help="rules folder whose gazetteer names entities")
     suggest.add_argument("--top", type=int, default=20, help="how many phrases (default: 20)")
     suggest.set_defaults(handler=cmd_rules_suggest)
+    _service_commands(commands)
     return parser
 
 

@@ -55,8 +55,11 @@ def html_to_text(raw: str) -> str:
     text = _CDATA_RE.sub(r"\1", raw)
     text = _DROP_RE.sub(" ", text)
     text = _BLOCK_RE.sub(" ", text)
-    text = _TAG_RE.sub("", text)
-    return html.unescape(text)
+    text = html.unescape(_TAG_RE.sub("", text))
+    # Double-escaped HTML (``&amp;lt;p&amp;gt;`` in a feed) still reads as markup once unescaped.
+    if "&lt;" in raw and _TAG_RE.search(text):
+        text = html.unescape(_TAG_RE.sub("", _BLOCK_RE.sub(" ", _DROP_RE.sub(" ", text))))
+    return text
 
 
 def display_text(raw: str) -> str:

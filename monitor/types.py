@@ -46,3 +46,85 @@ class Match:
     highlights: tuple[tuple[int, int], ...] = field(default=(), compare=False)
     score: float = 0.0
     tags: tuple[str, ...] = ()
+
+
+FEED_STATUSES = ("ok", "not_modified", "error", "gone", "stale", "never")
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the store knows of a feed between polls."""
+
+    id: int
+    name: str
+    url: str
+    status: str = "never"
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    interval: float = 300.0
+    quiet_polls: int = 0
+    consecutive_failures: int = 0
+    last_success_at: datetime | None = None
+    last_new_item_at: datetime | None = None
+    added_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedUpdate:
+    """The fetch state a poll leaves behind; None keeps a value as it was."""
+
+    status: str
+    polled_at: datetime
+    next_poll_at: datetime
+    interval: float
+    consecutive_failures: int = 0
+    quiet_polls: int = 0
+    last_error: str | None = None
+    warning: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    url: str | None = None
+    title: str | None = None
+    success: bool = False
+    new_items: bool = False
+
+
+@dataclass(frozen=True)
+class ItemWrite:
+    """An item to store: new (``item_id`` None) or changed, with the matches that are new for it.
+
+    ``alert_rules`` are the rules among ``matches`` that may alert (the item is recent
+    enough, and the rule did not match this item before).
+    """
+
+    doc: Document
+    story_key: str
+    content_hash: str
+    published_at: datetime
+    matches: tuple[Match, ...] = ()
+    alert_rules: tuple[str, ...] = ()
+    item_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert as channels send it: one delivery of it to ``channel``."""
+
+    id: str
+    created_at: datetime
+    rule: str
+    rule_title: str
+    severity: str
+    tags: tuple[str, ...]
+    item_title: str
+    item_url: str
+    published_at: datetime | None
+    feed: str
+    terms: tuple[str, ...]
+    entities: tuple[str, ...]
+    snippet: str
+    channel: str = ""
+    delivery_id: int = 0
+    attempts: int = 0

@@ -1,4 +1,4 @@
-"""Durations ("30s", "5m", "2h", "1d") written in config and rule files.
+"""Durations ("30s", "5m", "2h", "1d") and sizes ("10MB") written in config and rule files.
 
 Pure: parsing only. Errors are ValueError with a message the caller puts
 next to the file and key.
@@ -21,3 +21,18 @@ def parse_duration(value: object) -> float:
     if seconds <= 0:
         raise ValueError(f"{value!r} is not a positive duration")
     return seconds
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_size(value: object) -> int:
+    """Bytes in a size string such as ``"512KB"``, ``"10MB"`` or ``"1MiB"``."""
+    match = _SIZE_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write it like \"512KB\", \"10MB\" or \"1GB\"")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    if size <= 0:
+        raise ValueError(f"{value!r} is not a positive size")
+    return size

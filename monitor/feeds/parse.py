@@ -1,21 +1,41 @@
 """Feed bytes to documents with feedparser. Pure: never given a URL, never fetches.
 
-feedparser gets the raw bytes (and, from the fetcher, the response headers) so
-it can honour the declared encoding; it is never handed a URL, so it cannot
-follow one.
+feedparser gets the raw bytes and the response headers, so it honours the declared
+encoding (HTTP charset, XML declaration, BOM); it is never handed a URL, so it cannot
+follow one. A feed that declares XML entities is refused before feedparser sees it:
+no entity is ever expanded, and external ones are never fetched.
+
+The result says what a poll needs to decide: the documents, a fatal ``problem`` (the
+feed is unreadable) or a ``warning`` (feedparser recovered), and the feed's ``<ttl>``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
 from monitor.types import Document
+
+# The prolog is everything before the root element; entity declarations can only live there.
+_ROOT_RE = re.compile(rb"<[A-Za-z_]")
+_ENTITY_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_PROLOG_LIMIT = 65536
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    documents: list[Document]
+    problem: str = ""
+    warning: str = ""
+    ttl: float | None = None
+    title: str = ""
 
 
 def _time(entry: Mapping[str, Any]) -> datetime | None:
@@ -23,7 +43,10 @@ def _time(entry: Mapping[str, Any]) -> datetime | None:
         value = entry.get(key)
         if value:
             year, month, day, hour, minute, second = value[:6]
-            return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            try:
+                return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            except ValueError:
+                continue
     return None
 
 
@@ -32,17 +55,25 @@ def _content(entry: Mapping[str, Any]) -> str:
     return "\n".join(str(part.get("value", "")) for part in parts)
 
 
+def _http_url(base: str, link: str) -> str:
+    """``link`` made absolute against ``base``; "" for anything that is not http(s)."""
+    url = urljoin(base, link.strip()) if link.strip() else ""
+    return url if urlsplit(url).scheme in ("http", "https") else ""
+
+
+def content_hash(title: str, summary: str, content: str) -> str:
+    return hashlib.sha256("\x00".join((title, summary, content)).encode()).hexdigest()[:32]
+
+
 def entry_document(entry: Mapping[str, Any], base_url: str = "", feed: str = "") -> Document:
     """One feed entry as a Document; id is its guid, else its link, else a content hash."""
-    link = str(entry.get("link") or "")
-    url = urljoin(base_url, link) if link else ""
+    url = _http_url(base_url, str(entry.get("link") or ""))
     title = str(entry.get("title") or "")
     summary = str(entry.get("summary") or "")
     content = _content(entry)
-    guid = str(entry.get("id") or url)
+    guid = str(entry.get("id") or "").strip() or url
     if not guid:
-        digest = hashlib.sha256("\x00".join((title, summary, content)).encode()).hexdigest()
-        guid = f"sha256:{digest[:32]}"
+        guid = "sha256:" + content_hash(title, summary, content)
     if content and content.strip() == summary.strip():
         summary = ""
     tags = tuple(str(t.get("term")) for t in entry.get("tags") or () if t.get("term"))
@@ -50,12 +81,55 @@ def entry_document(entry: Mapping[str, Any], base_url: str = "", feed: str = "")
                     tags=tags, url=url, published_at=_time(entry))
 
 
+def declares_entities(data: bytes) -> bool:
+    """True when the XML prolog declares entities (a billion-laughs or external-entity attempt)."""
+    head = data[:_PROLOG_LIMIT]
+    root = _ROOT_RE.search(head.replace(b"<!", b"  ").replace(b"<?", b"  "))
+    prolog = head[: root.start()] if root else head
+    return bool(_ENTITY_RE.search(prolog))
+
+
+def _ttl(parsed: Any) -> float | None:
+    try:
+        minutes = float(parsed.feed.get("ttl") or 0)
+    except (TypeError, ValueError):
+        return None
+    return minutes * 60 if minutes > 0 else None
+
+
+def _unique_ids(documents: list[Document]) -> list[Document]:
+    """Entries that repeat a guid keep it apart by content: the first keeps the bare guid."""
+    seen: set[str] = set()
+    out = []
+    for doc in documents:
+        if doc.id in seen:
+            doc = Document(**{**doc.__dict__, "id": f"{doc.id}#{content_hash(doc.title, doc.summary, doc.content)}"})
+        if doc.id in seen:
+            continue
+        seen.add(doc.id)
+        out.append(doc)
+    return out
+
+
+def parse_feed(data: bytes, headers: Mapping[str, str] | None = None,
+               base_url: str = "", feed: str = "") -> ParsedFeed:
+    """The documents of a feed body, with what went wrong if anything did."""
+    if declares_entities(data):
+        return ParsedFeed([], problem="refused: the feed declares XML entities (entity expansion is never done)")
+    parsed = feedparser.parse(data, response_headers=dict(headers or {}), sanitize_html=False,
+                              resolve_relative_uris=False)
+    reason = str(parsed.get("bozo_exception") or "").strip()
+    if not parsed.version and not parsed.entries:
+        detail = f": {reason}" if reason else ""
+        return ParsedFeed([], problem=f"not an RSS or Atom feed{detail}")
+    base = base_url or str(parsed.feed.get("link") or "")
+    documents = _unique_ids([entry_document(e, base, feed) for e in parsed.entries])
+    warning = f"recovered from: {reason}" if parsed.bozo else ""
+    return ParsedFeed(documents, warning=warning, ttl=_ttl(parsed), title=str(parsed.feed.get("title") or ""))
+
+
 def parse_documents(data: bytes, headers: Mapping[str, str] | None = None,
                     base_url: str = "", feed: str = "") -> tuple[list[Document], str]:
     """Documents of a feed, and the reason it is unreadable ("" when it is fine)."""
-    parsed = feedparser.parse(data, response_headers=dict(headers or {}))
-    problem = ""
-    if parsed.bozo and not parsed.entries:
-        problem = f"not a readable feed: {parsed.get('bozo_exception')}"
-    base = base_url or str(parsed.feed.get("link") or "")
-    return [entry_document(e, base, feed) for e in parsed.entries], problem
+    result = parse_feed(data, headers, base_url, feed)
+    return result.documents, result.problem

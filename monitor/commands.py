@@ -1,0 +1,181 @@
+"""The service commands behind the CLI: run, poll, feeds, items, matches, alerts.
+
+Each takes plain arguments and an output stream and returns an exit status; cli.py
+only parses arguments. Listings print a text table, or with ``json`` one JSON array.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from monitor.config import Config, load_file
+from monitor.errors import InputError
+from monitor.units import parse_duration
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError as error:
+        raise InputError(f"--since: {error}") from None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return str(value.get("title") or value)
+    from monitor.notify.base import plain
+
+    return plain(str(value))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO, width: int = 60) -> None:
+    """A plain text table; long cells are cut to ``width`` characters."""
+    cells = [[_cell(row.get(c))[:width] for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def emit(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, out: TextIO) -> int:
+    if fmt == "json":
+        json.dump(rows, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+    elif rows:
+        table(rows, columns, out)
+    else:
+        print("(none)", file=out)
+    return 0
+
+
+def _store(config: Config) -> Any:
+    from monitor.store.repo import Store
+
+    return Store(config.database)
+
+
+def run(config_path: str | None) -> int:
+    from monitor import logs
+    from monitor.daemon import Daemon
+
+    config = load_file(config_path)
+    logs.setup(config.log_format)
+    return asyncio.run(Daemon(config_path).run())
+
+
+def poll(config_path: str | None, feed: str | None, out: TextIO) -> int:
+    from monitor import logs
+    from monitor.daemon import Runtime
+
+    config = load_file(config_path)
+    logs.setup(config.log_format)
+    feeds = [config.feed(feed)] if feed else list(config.feeds)
+
+    async def cycle() -> list[Any]:
+        async with Runtime(config) as runtime:
+            return await runtime.poll_all(feeds)
+
+    summaries = asyncio.run(cycle())
+    rows = [{"feed": s.feed, "status": s.status, "new": s.new_items, "updated": s.updated_items,
+             "matches": s.matches, "alerts": s.alerts, "error": s.error} for s in summaries]
+    table(rows, ["feed", "status", "new", "updated", "matches", "alerts", "error"], out)
+    totals = {k: sum(r[k] for r in rows) for k in ("new", "matches", "alerts")}
+    failed = sum(1 for r in rows if r["status"] in ("error", "gone"))
+    print(f"{len(rows)} feeds polled ({failed} failing): {totals['new']} new items, {totals['matches']} matches, "
+          f"{totals['alerts']} alerts", file=out)
+    return 0
+
+
+def feeds_list(config_path: str | None, fmt: str, out: TextIO) -> int:
+    config = load_file(config_path)
+    rows = [{"name": f.name, "url": f.display_url, "interval": f.interval or config.poll_interval,
+             "tags": list(f.tags)} for f in config.feeds]
+    return emit(rows, ["name", "url", "interval", "tags"], fmt, out)
+
+
+def feeds_status(config_path: str | None, fmt: str, out: TextIO) -> int:
+    config = load_file(config_path)
+    store = _store(config)
+    try:
+        stored = {row["name"]: row for row in store.feeds()}
+    finally:
+        store.close()
+    rows = []
+    for spec in config.feeds:
+        row = stored.get(spec.name, {})
+        rows.append({"name": spec.name, "url": spec.display_url, "status": row.get("status", "never"),
+                     "items": row.get("items", 0), "last_polled_at": row.get("last_polled_at"),
+                     "next_poll_at": row.get("next_poll_at"), "last_error": row.get("last_error"),
+                     "consecutive_failures": row.get("consecutive_failures", 0)})
+    return emit(rows, ["name", "status", "items", "last_polled_at", "next_poll_at", "consecutive_failures",
+                       "last_error"], fmt, out)
+
+
+def feeds_import(config_path: str | None, opml: str, out: TextIO) -> int:
+    from monitor.feeds.opml import new_feeds, read_opml, toml_feeds
+
+    config = load_file(config_path)
+    try:
+        data = Path(opml).read_bytes()
+    except OSError as error:
+        raise InputError(f"{opml}: cannot read: {error.strerror}", "check the path") from None
+    added = new_feeds(read_opml(data, opml), config.feeds)
+    if added:
+        text = config.path.read_text(encoding="utf-8")
+        separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        config.path.write_text(text + separator + toml_feeds(added) + "\n", encoding="utf-8")
+        load_file(str(config.path))  # what we wrote must load; a bug here should not go unnoticed
+    for feed in added:
+        print(f"added {feed.name}: {feed.url}", file=out)
+    print(f"{len(added)} feeds added to {config.path}; reload the daemon (systemctl reload crisis-monitor)",
+          file=out)
+    return 0
+
+
+def feeds_export(config_path: str | None, out: TextIO) -> int:
+    from monitor.feeds.opml import write_opml
+
+    config = load_file(config_path)
+    out.write(write_opml(config.feeds, datetime.now(UTC)))
+    return 0
+
+
+def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO) -> int:
+    config = load_file(config_path)
+    store = _store(config)
+    try:
+        rows = store.items(_since(since), feed)
+    finally:
+        store.close()
+    return emit(rows, ["id", "feed", "first_seen_at", "title", "url"], fmt, out)
+
+
+def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO) -> int:
+    config = load_file(config_path)
+    store = _store(config)
+    try:
+        rows = store.matches(_since(since), rule)
+    finally:
+        store.close()
+    return emit(rows, ["created_at", "rule", "severity", "terms", "item"], fmt, out)
+
+
+def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO) -> int:
+    config = load_file(config_path)
+    store = _store(config)
+    try:
+        rows = store.alerts(status)
+    finally:
+        store.close()
+    return emit(rows, ["id", "rule", "channel", "status", "attempts", "last_error", "item_url"], fmt, out)

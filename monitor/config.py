@@ -1,0 +1,417 @@
+"""config.toml: strict keys, durations and sizes as strings, ``${VAR}`` from the environment.
+
+Pure: ``load(text, path, env)`` reads nothing but its arguments; ``load_file`` adds the
+file read and the lookup order. Every problem is a ConfigError that names the file, the
+line of the offending key (found in the text, since tomllib keeps no positions) and the
+key, plus a hint. Values that came from the environment, and keys that hold secrets,
+are wrapped in ``Secret`` so that no ``repr``, log line or listing ever shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor import __version__
+from monitor.errors import ConfigError
+from monitor.types import SEVERITIES
+from monitor.units import parse_duration, parse_size
+
+DEFAULT_USER_AGENT = f"crisis-monitor/{__version__} (+https://github.com/crisis-monitor/crisis-monitor)"
+CHANNEL_TYPES = ("console", "webhook", "slack", "email")
+SECRET_KEYS = frozenset({"secret", "password", "username", "url"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Secret(str):
+    """A string that never shows itself: ``repr`` and ``str`` formatting in logs print ``***``.
+
+    It is still a ``str`` for the code that needs the value (``secret.reveal()`` says so
+    explicitly where it matters).
+    """
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+
+def reveal(value: str) -> str:
+    """The plain value of a config string, Secret or not."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log line: no password, no query string (tokens live there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}:***@{netloc}" if parts.password else f"{parts.username}@{netloc}"
+    query = "?***" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}" if parts.scheme else "***"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    concurrency: int = 32
+    per_host: int = 4
+    user_agent: str = DEFAULT_USER_AGENT
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """A feed as configured. ``url`` may be a Secret when it came from the environment."""
+
+    name: str
+    url: str
+    interval: float | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url.reveal()) if isinstance(self.url, Secret) else self.url
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A channel as configured: common keys, plus the type's own ``options``."""
+
+    name: str
+    type: str
+    min_severity: str = "info"
+    tags: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    rules: Path
+    database: str = field(repr=False)
+    poll_interval: float = 300.0
+    min_interval: float = 60.0
+    max_interval: float = 3600.0
+    max_item_age: float = 2 * 86400.0
+    stale_after: float = 2 * 86400.0
+    stop_timeout: float = 10.0
+    log_format: str = "text"
+    http: HttpSettings = HttpSettings()
+    feeds: tuple[FeedSpec, ...] = ()
+    channels: tuple[ChannelSpec, ...] = ()
+    web_listen: str = ""
+
+    @property
+    def display_database(self) -> str:
+        return redact_url(self.database)
+
+    def feed(self, name: str) -> FeedSpec:
+        for spec in self.feeds:
+            if spec.name == name:
+                return spec
+        known = ", ".join(f.name for f in self.feeds) or "none configured"
+        raise ConfigError(f"{self.path}: no feed named {name!r}", f"known feeds: {known}")
+
+
+# --- finding the line of a key -------------------------------------------------------------
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
+_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+
+def _key_line(text: str, table: str, index: int | None, key: str | None) -> int:
+    """The 1-based line of ``key`` in ``[table]`` (or the ``index``-th ``[[table]]``); 0 if unknown."""
+    current, count, header_line = "", -1, 0
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER_RE.match(line)
+        if header:
+            current = header.group(2)
+            if current == table:
+                count += 1
+                if index is None or count == index:
+                    header_line = number
+            continue
+        if current != table or (index is not None and count != index) or key is None:
+            continue
+        found = _KEY_RE.match(line)
+        if found and found.group(1).strip('"') == key:
+            return number
+    return header_line
+
+
+class _Reader:
+    """Walks the parsed TOML, raising ConfigError at the right line."""
+
+    def __init__(self, text: str, path: Path, env: Mapping[str, str]) -> None:
+        self.text, self.path, self.env = text, path, env
+
+    def fail(self, where: tuple[str, int | None, str | None], message: str, hint: str = "") -> ConfigError:
+        table, index, key = where
+        line = _key_line(self.text, table, index, key)
+        name = table if index is None else f"{table}[{index}]"
+        if key:
+            name += f".{key}"
+        location = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{location}: {name}: {message}", hint)
+
+    def table(self, data: Mapping[str, Any], where: tuple[str, int | None, str | None],
+              allowed: set[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                close = sorted(allowed)
+                raise self.fail((where[0], where[1], key), "unknown key", f"known keys: {', '.join(close)}")
+
+    def expand(self, raw: str, where: tuple[str, int | None, str | None]) -> str:
+        if "${" not in raw:
+            return raw
+        missing = [m.group(1) for m in _VAR_RE.finditer(raw) if m.group(1) not in self.env]
+        if missing:
+            raise self.fail(where, f"environment variable {missing[0]} is not set",
+                            f"export {missing[0]}, or put it in the service's EnvironmentFile")
+        return Secret(_VAR_RE.sub(lambda m: self.env[m.group(1)], raw))
+
+    def get(self, data: Mapping[str, Any], where: tuple[str, int | None, str], kind: type,
+            default: Any = None, required: bool = False) -> Any:
+        key = where[2]
+        if key not in data:
+            if required:
+                raise self.fail((where[0], where[1], None), f"missing required key {key!r}",
+                                f"add {key} = … to this table")
+            return default
+        value = data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(where, f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
+                            _TYPE_HINTS.get(kind, ""))
+        if isinstance(value, str):
+            value = self.expand(value, where)
+        return value
+
+    def convert(self, data: Mapping[str, Any], where: tuple[str, int | None, str],
+                parse: Callable[[object], Any], default: Any) -> Any:
+        raw = self.get(data, where, str, None)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            raise self.fail(where, str(error)) from None
+
+    def strings(self, data: Mapping[str, Any], where: tuple[str, int | None, str]) -> tuple[str, ...]:
+        value = data.get(where[2], [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(where, "expected a list of strings", 'write it like ["a", "b"]')
+        return tuple(value)
+
+    def positive(self, data: Mapping[str, Any], where: tuple[str, int | None, str], default: int) -> int:
+        value: int = self.get(data, where, int, default)
+        if value < 1:
+            raise self.fail(where, f"must be at least 1, got {value}")
+        return value
+
+
+_TYPE_HINTS: dict[type, str] = {
+    str: 'quote it: key = "value"; durations and sizes are strings too ("5m", "10MB")',
+    int: "write a whole number without quotes",
+    bool: "write true or false without quotes",
+    list: 'write a list like ["a", "b"]',
+}
+
+_TOP = {"monitor", "http", "feeds", "channels", "web"}
+_MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
+            "stale_after", "stop_timeout", "log_format"}
+_HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects"}
+_FEED = {"name", "url", "interval", "tags"}
+_CHANNEL_COMMON = {"name", "type", "min_severity", "tags"}
+_CHANNEL_OPTIONS: dict[str, set[str]] = {
+    "console": set(),
+    "webhook": {"url", "secret", "timeout"},
+    "slack": {"url", "timeout"},
+    "email": {"host", "port", "starttls", "tls", "username", "password", "from", "to", "digest", "timeout"},
+}
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _database(value: str, base: Path) -> str:
+    """A SQLAlchemy URL; a relative SQLite path resolves against the config file's folder."""
+    prefix = "sqlite:///"
+    if value.startswith(prefix) and value != prefix and not value.startswith(prefix + "/"):
+        rest = value[len(prefix):]
+        if rest != ":memory:":
+            return prefix + str(_resolve(base, rest))
+    return value
+
+
+def _monitor(reader: _Reader, data: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    reader.table(data, ("monitor", None, None), _MONITOR)
+
+    def w(key: str) -> tuple[str, None, str]:
+        return ("monitor", None, key)
+
+    out: dict[str, Any] = {
+        "rules": _resolve(base, reader.get(data, w("rules"), str, "rules")),
+        "database": _database(reader.get(data, w("database"), str, "sqlite:///monitor.db"), base),
+    }
+    for key, default in (("poll_interval", 300.0), ("min_interval", 60.0), ("max_interval", 3600.0),
+                         ("max_item_age", 172800.0), ("stale_after", 172800.0), ("stop_timeout", 10.0)):
+        out[key] = reader.convert(data, w(key), parse_duration, default)
+    if out["min_interval"] > out["max_interval"]:
+        raise reader.fail(w("min_interval"), "is longer than max_interval", "swap the two values")
+    log_format = reader.get(data, w("log_format"), str, "text")
+    if log_format not in ("text", "json"):
+        raise reader.fail(w("log_format"), f"unknown log format {log_format!r}", 'use "text" or "json"')
+    out["log_format"] = log_format
+    return out
+
+
+def _http(reader: _Reader, data: Mapping[str, Any]) -> HttpSettings:
+    reader.table(data, ("http", None, None), _HTTP)
+
+    def w(key: str) -> tuple[str, None, str]:
+        return ("http", None, key)
+
+    return HttpSettings(
+        timeout=reader.convert(data, w("timeout"), parse_duration, 20.0),
+        max_bytes=reader.convert(data, w("max_bytes"), parse_size, 10_000_000),
+        concurrency=reader.positive(data, w("concurrency"), 32),
+        per_host=reader.positive(data, w("per_host"), 4),
+        user_agent=reader.get(data, w("user_agent"), str, DEFAULT_USER_AGENT),
+        max_redirects=reader.positive(data, w("max_redirects"), 5),
+    )
+
+
+def _array(reader: _Reader, data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise reader.fail((key, None, None), f"{key} must be an array of tables", f"write each as [[{key}]]")
+    return value
+
+
+def _name(reader: _Reader, data: Mapping[str, Any], table: str, index: int, seen: set[str]) -> str:
+    name: str = reader.get(data, (table, index, "name"), str, required=True)
+    if not _NAME_RE.match(name):
+        raise reader.fail((table, index, "name"), f"invalid name {name!r}",
+                          "use letters, digits, '-', '_' and '.', starting with a letter or digit")
+    if name in seen:
+        raise reader.fail((table, index, "name"), f"duplicate name {name!r}", "every name must be unique")
+    seen.add(name)
+    return name
+
+
+def _feeds(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[FeedSpec, ...]:
+    feeds, seen = [], set[str]()
+    for index, data in enumerate(items):
+        reader.table(data, ("feeds", index, None), _FEED)
+        name = _name(reader, data, "feeds", index, seen)
+        url: str = reader.get(data, ("feeds", index, "url"), str, required=True)
+        scheme = urlsplit(url.reveal() if isinstance(url, Secret) else url).scheme
+        if scheme not in ("http", "https"):
+            raise reader.fail(("feeds", index, "url"), "not an http(s) URL", "feeds are fetched over http or https")
+        interval = reader.convert(data, ("feeds", index, "interval"), parse_duration, None)
+        feeds.append(FeedSpec(name, url, interval, reader.strings(data, ("feeds", index, "tags"))))
+    return tuple(feeds)
+
+
+def _channels(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[ChannelSpec, ...]:
+    channels, seen = [], set[str]()
+    for index, data in enumerate(items):
+        name = _name(reader, data, "channels", index, seen)
+        kind: str = reader.get(data, ("channels", index, "type"), str, required=True)
+        if kind not in CHANNEL_TYPES:
+            raise reader.fail(("channels", index, "type"), f"unknown channel type {kind!r}",
+                              f"use one of {', '.join(CHANNEL_TYPES)}")
+        reader.table(data, ("channels", index, None), _CHANNEL_COMMON | _CHANNEL_OPTIONS[kind])
+        severity = reader.get(data, ("channels", index, "min_severity"), str, "info")
+        if severity not in SEVERITIES:
+            raise reader.fail(("channels", index, "min_severity"), f"unknown severity {severity!r}",
+                              f"use one of {', '.join(SEVERITIES)}")
+        options: dict[str, Any] = {}
+        for key in sorted(_CHANNEL_OPTIONS[kind] & data.keys()):
+            value = data[key]
+            if isinstance(value, str):
+                value = reader.expand(value, ("channels", index, key))
+                if key in SECRET_KEYS and not isinstance(value, Secret):
+                    value = Secret(value)
+            options[key] = value
+        channels.append(ChannelSpec(name, kind, severity, reader.strings(data, ("channels", index, "tags")),
+                                    options))
+    return tuple(channels)
+
+
+def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
+    """The Config in ``text`` (read from ``path``, whose folder anchors relative paths)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        line = re.search(r"line (\d+)", str(error))
+        where = f"{path}:{line.group(1)}" if line else str(path)
+        raise ConfigError(f"{where}: not valid TOML: {error}",
+                          "check quotes, brackets and that every string is quoted") from None
+    reader = _Reader(text, path, env)
+    for key in data:
+        if key not in _TOP:
+            raise reader.fail((key, None, None), "unknown table or key",
+                              f"known tables: {', '.join(sorted(_TOP))}")
+    base = path.parent
+    sections = {key: data.get(key, {}) for key in ("monitor", "http", "web")}
+    for key, section in sections.items():
+        if not isinstance(section, dict):
+            raise reader.fail((key, None, None), "must be a table", f"write it as [{key}]")
+    reader.table(sections["web"], ("web", None, None), {"listen"})
+    listen = reader.get(sections["web"], ("web", None, "listen"), str, "")
+    channels = _channels(reader, _array(reader, data, "channels"))
+    if not channels:
+        channels = (ChannelSpec("console", "console"),)
+    return Config(path=path, http=_http(reader, sections["http"]),
+                  feeds=_feeds(reader, _array(reader, data, "feeds")), channels=channels,
+                  web_listen=listen, **_monitor(reader, sections["monitor"], base))
+
+
+def find_config(explicit: str | None, env: Mapping[str, str]) -> Path:
+    """``--config``, else ``$CRISIS_MONITOR_CONFIG``, else ./config.toml, else /etc/crisis-monitor/config.toml."""
+    if explicit:
+        return Path(explicit)
+    if env.get("CRISIS_MONITOR_CONFIG"):
+        return Path(env["CRISIS_MONITOR_CONFIG"])
+    local = Path("config.toml")
+    return local if local.is_file() else Path("/etc/crisis-monitor/config.toml")
+
+
+def load_file(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Find, read and load the config file; ConfigError when it is missing or wrong."""
+    env = os.environ if env is None else env
+    path = find_config(explicit, env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file",
+                          "pass --config PATH, set CRISIS_MONITOR_CONFIG, or copy the shipped config.toml") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}", "check the file's permissions and encoding") from None
+    return load(text, path.resolve(), env)

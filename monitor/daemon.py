@@ -1,0 +1,229 @@
+"""The daemon: APScheduler wiring, the dispatcher loop, signals, reload and graceful stop.
+
+``Runtime`` is what ``run`` and ``poll`` share: config, store, fetcher, the rules in
+force, the pipeline and the dispatcher. ``Daemon`` adds the long-running parts:
+one scheduler job per feed, SIGHUP and rule-file changes reloading rules and the feed
+list (an invalid rule set is logged and the old one stays), and SIGTERM/SIGINT
+stopping intake, waiting up to ``stop_timeout`` for polls in flight, then cancelling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Config, FeedSpec, load_file
+from monitor.errors import MonitorError, RuleSetError
+from monitor.feeds.fetch import Fetcher
+from monitor.notify.dispatch import Dispatcher, build_notifiers
+from monitor.pipeline import ActiveRules, Pipeline, PollSummary, now_utc
+from monitor.routing import Router, check_channels
+from monitor.rules.engine import RuleSet
+from monitor.rules.loader import load_folder
+from monitor.store.repo import Store
+
+log = logging.getLogger("monitor.daemon")
+
+WATCH_EVERY = 2.0
+DISPATCH_EVERY = 5.0
+
+
+def load_active(config: Config) -> ActiveRules:
+    """The rules of ``config``, compiled and routed; RuleSetError listing every problem."""
+    specs, gazetteer = load_folder(config.rules)
+    check_channels(specs, config.channels)
+    return ActiveRules(RuleSet(specs, gazetteer), Router(config.channels, specs))
+
+
+def rules_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when any rule or entity file is edited, added or removed."""
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml"))
+        return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    except OSError:
+        return ()
+
+
+class Runtime:
+    """Everything a poll needs. Use as an async context manager."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] = now_utc) -> None:
+        self.config = config
+        self.clock = clock
+        self.active = load_active(config)
+        self.store = Store(config.database)
+        self.fetcher = Fetcher(config.http)
+        self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, clock=clock)
+        self.dispatcher = Dispatcher(self.store, build_notifiers(list(config.channels)), clock)
+        self.store.sync_feeds(config.feeds, clock(), config.poll_interval)
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+        await self.fetcher.close()
+        self.store.close()
+
+    async def poll_all(self, feeds: list[FeedSpec]) -> list[PollSummary]:
+        """One forced poll of each feed, concurrently, then deliver what they alerted."""
+        results = await asyncio.gather(*(self.pipeline.poll(spec, force=True) for spec in feeds))
+        await self.dispatcher.run_once()
+        return [r for r in results if r is not None]
+
+
+class Daemon:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self.stopping = asyncio.Event()
+        self.wake_dispatcher = asyncio.Event()
+        self.running: set[asyncio.Task[object]] = set()
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.reload_errors = 0
+
+    async def run(self) -> int:
+        config = load_file(self.config_path)
+        async with Runtime(config) as runtime:
+            self.runtime = runtime
+            self._install_signals()
+            for spec in config.feeds:
+                self._schedule(spec, runtime.store.next_poll_at(spec.name) or now_utc())
+            self.scheduler.start()
+            log.info("started", extra={"event": "start", "feeds": len(config.feeds),
+                                       "rules": len(runtime.active.rule_set.rules),
+                                       "database": config.display_database})
+            tasks = [asyncio.create_task(self._dispatch_loop()), asyncio.create_task(self._watch_rules())]
+            await self.stopping.wait()
+            await self._stop(tasks)
+        log.info("stopped", extra={"event": "stop"})
+        return 0
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def _schedule(self, spec: FeedSpec, when: datetime) -> None:
+        interval = spec.interval or self.runtime.config.poll_interval
+        trigger = IntervalTrigger(seconds=interval, start_date=max(when, now_utc()), timezone=UTC,
+                                  jitter=min(interval * 0.1, 30))
+        self.scheduler.add_job(self._poll_job, trigger, args=[spec.name], id=spec.name, name=f"poll {spec.name}",
+                               replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=None)
+
+    async def _poll_job(self, name: str) -> None:
+        task = asyncio.current_task()
+        if task is None or self.stopping.is_set():
+            return
+        self.running.add(task)
+        try:
+            spec = next((f for f in self.runtime.config.feeds if f.name == name), None)
+            if spec is None:
+                return
+            summary = await self.runtime.pipeline.poll(spec)
+            if summary is not None and summary.alerts:
+                self.wake_dispatcher.set()
+            when = summary.next_poll_at if summary else self.runtime.store.next_poll_at(name)
+            if when is not None and not self.stopping.is_set():
+                self._reschedule(spec, when)
+        except Exception:
+            log.exception("poll of %s failed unexpectedly; retrying at the next interval", name)
+        finally:
+            self.running.discard(task)
+
+    def _reschedule(self, spec: FeedSpec, when: datetime) -> None:
+        if self.scheduler.get_job(spec.name) is not None:
+            self._schedule(spec, when)
+
+    async def _dispatch_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await self.runtime.dispatcher.run_once()
+            except Exception:
+                log.exception("dispatcher pass failed; trying again")
+            self.wake_dispatcher.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_dispatcher.wait(), DISPATCH_EVERY)
+
+    # --- reload ------------------------------------------------------------------------------
+
+    async def _watch_rules(self) -> None:
+        folder = self.runtime.config.rules
+        seen = rules_signature(folder)
+        while not self.stopping.is_set():
+            await asyncio.sleep(WATCH_EVERY)
+            current = rules_signature(folder)
+            if current != seen:
+                seen = current
+                log.info("rule files changed; reloading", extra={"event": "reload"})
+                self.reload_rules(self.runtime.config)
+
+    def reload_rules(self, config: Config) -> bool:
+        try:
+            active = load_active(config)
+        except RuleSetError as error:
+            self.reload_errors += 1
+            for problem in error.errors:
+                log.error("rule reload failed: %s", problem, extra={"event": "reload_error"})
+            log.error("the previous rules stay in force (%d rules)", len(self.runtime.active.rule_set.rules))
+            return False
+        except MonitorError as error:
+            self.reload_errors += 1
+            log.error("rule reload failed: %s; the previous rules stay in force", error)
+            return False
+        self.runtime.active = active
+        log.info("rules reloaded", extra={"event": "reload", "rules": len(active.rule_set.rules)})
+        return True
+
+    def reload(self) -> None:
+        """SIGHUP: re-read config.toml (feeds and channels routing) and the rules."""
+        try:
+            config = load_file(self.config_path)
+        except MonitorError as error:
+            self.reload_errors += 1
+            log.error("config reload failed: %s; the previous config stays in force", error)
+            return
+        old = self.runtime.config
+        for key in ("database", "http"):
+            if getattr(config, key) != getattr(old, key):
+                log.warning("[monitor] %s / [http] changes take effect after a restart", key)
+        if not self.reload_rules(config):
+            return
+        config = replace(config, database=old.database, http=old.http)
+        self.runtime.config = self.runtime.pipeline.config = config
+        self.runtime.store.sync_feeds(config.feeds, now_utc(), config.poll_interval)
+        names = {f.name for f in config.feeds}
+        for job in self.scheduler.get_jobs():
+            if job.id not in names:
+                job.remove()
+        for spec in config.feeds:
+            self._schedule(spec, self.runtime.store.next_poll_at(spec.name) or now_utc())
+        log.info("config reloaded", extra={"event": "reload", "feeds": len(config.feeds)})
+
+    # --- signals and stop --------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        log.info("stopping: no new polls; waiting for %d in flight", len(self.running), extra={"event": "stopping"})
+        self.scheduler.shutdown(wait=False)
+        self.wake_dispatcher.set()
+        pending = set(self.running)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self.runtime.config.stop_timeout)
+        for task in [*pending, *tasks]:
+            task.cancel()
+        await asyncio.gather(*pending, *tasks, return_exceptions=True)
+

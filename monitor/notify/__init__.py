@@ -1,0 +1,1 @@
+"""Alert channels behind one small interface, and the outbox dispatcher."""

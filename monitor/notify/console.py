@@ -1,0 +1,37 @@
+"""The console channel: one readable line per alert on stdout (the journal under systemd)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from monitor.notify.base import SendFailure, plain
+from monitor.types import Alert
+
+
+def console_line(alert: Alert) -> str:
+    terms = ", ".join(plain(t) for t in alert.terms)
+    entities = ", ".join(alert.entities)
+    line = f"ALERT {alert.severity.upper()} {alert.rule}: {plain(alert.item_title) or '(no title)'}"
+    if alert.item_url:
+        line += f" <{plain(alert.item_url)}>"
+    line += f" [feed {plain(alert.feed)}; terms: {terms}"
+    if entities:
+        line += f"; entities: {entities}"
+    return line + "]"
+
+
+class ConsoleNotifier:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    async def send(self, alert: Alert) -> SendFailure | None:
+        stream = self.stream or sys.stdout
+        try:
+            print(console_line(alert), file=stream, flush=True)
+        except OSError as error:
+            return SendFailure(f"cannot write to the console: {error}", retryable=True)
+        return None
+
+    async def close(self) -> None:
+        return None

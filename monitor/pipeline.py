@@ -1,0 +1,184 @@
+"""Poll one feed: claim -> fetch -> parse -> dedupe -> match -> store. Decides nothing itself.
+
+The decisions are the pure modules': ``dedupe`` (what is new, what may alert),
+``schedule`` (when next), the rule engine (what matches). Each step's failure becomes
+the feed's status and ``last_error``; no exception from one feed reaches another.
+Parsing and matching run in a worker (they are CPU work), the store in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from monitor.config import Config, FeedSpec
+from monitor.dedupe import Known, document_hash, newly_matched, plan, story_key, too_old
+from monitor.feeds.fetch import Fetcher, FetchResult
+from monitor.feeds.parse import ParsedFeed, parse_feed
+from monitor.routing import Router
+from monitor.rules.engine import RuleSet
+from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
+from monitor.store.repo import PollRecord, Store
+from monitor.text import display_text
+from monitor.types import Document, FeedState, FeedUpdate, ItemWrite
+
+log = logging.getLogger("monitor.poll")
+
+
+@dataclass(frozen=True)
+class ActiveRules:
+    """The rule set in force and the router built from it; swapped whole on reload."""
+
+    rule_set: RuleSet
+    router: Router
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    feed: str
+    status: str
+    new_items: int = 0
+    updated_items: int = 0
+    matches: int = 0
+    alerts: int = 0
+    error: str = ""
+    warning: str = ""
+    next_poll_at: datetime | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return sum(self.timings.values())
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def prepare_items(docs: list[Document], known: dict[str, Known], rules: RuleSet, feed: str,
+                  now: datetime, max_item_age: float) -> list[ItemWrite]:
+    """The writes for a poll's documents: new ones with all their matches, changed ones with
+    the matches that are new for them. Only recent items get alert rules. Pure."""
+    split = plan(docs, known)
+    writes: list[ItemWrite] = []
+    for doc in split.new:
+        found = tuple(rules.match(doc))
+        published = doc.published_at or now
+        alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in found)
+        writes.append(ItemWrite(_as_text(doc), story_key(doc, feed), document_hash(doc), published, found, alert))
+    for doc, seen in split.changed:
+        now_matching = rules.match(doc)
+        fresh = newly_matched((m.rule for m in now_matching), seen.rules)
+        matches = tuple(m for m in now_matching if m.rule in fresh)
+        published = doc.published_at or now
+        alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in matches)
+        writes.append(ItemWrite(_as_text(doc), story_key(doc, feed), document_hash(doc), published,
+                                matches, alert, item_id=seen.item_id))
+    return writes
+
+
+def _as_text(doc: Document) -> Document:
+    return replace(doc, title=display_text(doc.title), summary=display_text(doc.summary),
+                   content=display_text(doc.content))
+
+
+class Pipeline:
+    def __init__(self, config: Config, store: Store, fetcher: Fetcher, rules: Callable[[], ActiveRules],
+                 executor: Executor | None = None, clock: Callable[[], datetime] = now_utc) -> None:
+        self.config, self.store, self.fetcher = config, store, fetcher
+        self.rules, self.executor, self.clock = rules, executor, clock
+
+    def bounds(self, spec: FeedSpec) -> Bounds:
+        return Bounds(spec.interval or self.config.poll_interval, self.config.min_interval, self.config.max_interval)
+
+    async def poll(self, spec: FeedSpec, force: bool = False) -> PollSummary | None:
+        """Poll ``spec`` if it is due (always with ``force``); None if not due or claimed elsewhere."""
+        now = self.clock()
+        lease = self.config.http.timeout * 3 + 60
+        state = await asyncio.to_thread(self.store.claim, spec.name, now, lease, force)
+        if state is None:
+            return None
+        try:
+            return await self._poll(spec, state, now)
+        except BaseException:  # cancelled at shutdown, or a bug: let the next poll (here or elsewhere) have it
+            self.store.release(spec.name)
+            raise
+
+    async def _poll(self, spec: FeedSpec, state: FeedState, now: datetime) -> PollSummary:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        fetched = await self.fetcher.fetch(state.url, state.etag, state.last_modified)
+        timings["fetch"] = time.perf_counter() - started
+        if fetched.status in ("error", "gone"):
+            return await self._save(spec, state, self._failed(spec, state, fetched, now), [], timings, now)
+        digest = hashlib.sha256(fetched.body).hexdigest() if fetched.status == "ok" else None
+        if digest is None or digest == state.body_hash:
+            update = self._healthy(spec, state, fetched, now, new_items=0, ttl=None, status="not_modified")
+            return await self._save(spec, state, update, [], timings, now)
+        return await self._ingest(spec, state, fetched, digest, now, timings)
+
+    async def _ingest(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, digest: str, now: datetime,
+                      timings: dict[str, float]) -> PollSummary:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        headers = {"content-location": fetched.url, **fetched.headers}
+        parsed: ParsedFeed = await loop.run_in_executor(self.executor, parse_feed, fetched.body, headers,
+                                                        fetched.url, spec.name)
+        timings["parse"] = time.perf_counter() - started
+        if parsed.problem:
+            failed = replace(fetched, status="error", error=parsed.problem, retry_after=None)
+            return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
+        started = time.perf_counter()
+        known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
+        active = self.rules()
+        writes = await loop.run_in_executor(self.executor, prepare_items, parsed.documents, known,
+                                            active.rule_set, spec.name, now, self.config.max_item_age)
+        timings["match"] = time.perf_counter() - started
+        new = sum(1 for w in writes if w.item_id is None)
+        update = self._healthy(spec, state, fetched, now, new_items=new, ttl=parsed.ttl, status="ok")
+        update = replace(update, body_hash=digest, warning=parsed.warning or None, title=parsed.title or None)
+        return await self._save(spec, state, update, writes, timings, now)
+
+    def _failed(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, now: datetime) -> FeedUpdate:
+        failures = state.consecutive_failures + 1
+        bounds = self.bounds(spec)
+        delay = bounds.high if fetched.status == "gone" else backoff(bounds, failures, fetched.retry_after)
+        if fetched.retry_after is None:
+            delay = jitter(delay, random.uniform(-1, 1))
+        return FeedUpdate(status=fetched.status, polled_at=now, next_poll_at=now + timedelta(seconds=delay),
+                          interval=state.interval, consecutive_failures=failures, quiet_polls=state.quiet_polls,
+                          last_error=fetched.error, url=fetched.permanent_url)
+
+    def _healthy(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, now: datetime, new_items: int,
+                 ttl: float | None, status: str) -> FeedUpdate:
+        quiet = 0 if new_items else state.quiet_polls + 1
+        hints = [h for h in (ttl, fetched.max_age) if h]
+        interval = healthy_interval(self.bounds(spec), state.interval, new_items, quiet, max(hints, default=None))
+        if not new_items and is_stale(now, state.last_new_item_at, state.added_at, self.config.stale_after):
+            status = "stale"
+        delay = jitter(interval, random.uniform(-1, 1))
+        return FeedUpdate(status=status, polled_at=now, next_poll_at=now + timedelta(seconds=delay),
+                          interval=interval, quiet_polls=quiet, etag=fetched.etag, last_modified=fetched.last_modified,
+                          url=fetched.permanent_url, success=True, new_items=bool(new_items))
+
+    async def _save(self, spec: FeedSpec, state: FeedState, update: FeedUpdate, writes: list[ItemWrite],
+                    timings: dict[str, float], now: datetime) -> PollSummary:
+        started = time.perf_counter()
+        router = self.rules().router
+        record: PollRecord = await asyncio.to_thread(self.store.record, state.id, update, writes, router, now)
+        timings["store"] = time.perf_counter() - started
+        summary = PollSummary(spec.name, update.status, record.new_items, record.updated_items, record.matches,
+                              record.alerts, update.last_error or "", update.warning or "", update.next_poll_at,
+                              timings)
+        log.info("poll", extra={"event": "poll", "feed": spec.name, "status": summary.status,
+                                "new_items": summary.new_items, "matches": summary.matches,
+                                "alerts": summary.alerts, "duration": round(summary.duration, 3),
+                                "error": summary.error})
+        return summary

@@ -1,0 +1,101 @@
+"""Opening the database and keeping its schema current.
+
+The schema is versioned in ``schema_version``; ``MIGRATIONS[n]`` takes a database from
+version n-1 to n inside one transaction, so an upgrade keeps existing data and a crash
+mid-upgrade leaves the old version intact. A database newer than this code is refused
+rather than guessed at.
+
+SQLite gets WAL (readers never block the writer), a busy timeout (a second process
+waits instead of failing) and foreign keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import NoSuchModuleError as NoDriver
+
+from monitor.config import redact_url
+from monitor.errors import MonitorError
+from monitor.store.tables import SchemaVersion, metadata
+
+
+class StoreError(MonitorError):
+    """The database cannot be opened or is not one this version can use."""
+
+
+def _initial(connection: Connection) -> None:
+    metadata.create_all(connection)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial}
+LATEST = max(MIGRATIONS)
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def current_version(connection: Connection) -> int:
+    if not inspect(connection).has_table(SchemaVersion.__tablename__):
+        return 0
+    row = connection.execute(text("SELECT version FROM schema_version WHERE id = 1")).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(engine: Engine, migrations: dict[int, Callable[[Connection], None]] | None = None) -> int:
+    """Apply every pending migration in order; the schema version reached."""
+    steps = MIGRATIONS if migrations is None else migrations
+    latest = max(steps)
+    with engine.connect() as connection:
+        version = current_version(connection)
+    if version > latest:
+        raise StoreError(f"{redact_url(str(engine.url))}: schema version {version} is newer than this "
+                         f"crisis-monitor knows ({latest})", "upgrade crisis-monitor, or point it at another database")
+    for number in range(version + 1, latest + 1):
+        with engine.begin() as connection:
+            SchemaVersion.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
+            steps[number](connection)
+            connection.execute(text("DELETE FROM schema_version"))
+            connection.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :v)"), {"v": number})
+    return latest
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url`` with the schema at the latest version; StoreError with a hint otherwise."""
+    shown = redact_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise StoreError(f"database {shown}: folder {folder} does not exist",
+                             "create it, or change [monitor] database in config.toml")
+    try:
+        engine = create_engine(url, connect_args={"check_same_thread": False} if url.startswith("sqlite") else {},
+                               pool_pre_ping=not url.startswith("sqlite"))
+    except (ArgumentError, NoDriver) as error:
+        raise StoreError(f"database {shown}: {error}",
+                         'write a SQLAlchemy URL such as "sqlite:///monitor.db" or '
+                         '"postgresql+psycopg://user@host/db"') from None
+    except ImportError as error:
+        raise StoreError(f"database {shown}: driver missing: {error}",
+                         "install it, e.g. pip install 'psycopg[binary]' for PostgreSQL") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        migrate(engine)
+    except OperationalError as error:
+        engine.dispose()
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise StoreError(f"database {shown}: cannot open: {reason}",
+                         "check that the database server runs and the URL in [monitor] database") from None
+    return engine

@@ -1,0 +1,122 @@
+"""The database tables (the only module that declares SQLModel models).
+
+Times are aware UTC datetimes; SQLModel's column type stores them as UTC (SQLite keeps
+no zone) and gives them back aware. JSON lists use SQLAlchemy's JSON type, which both
+SQLite and PostgreSQL store natively.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class FeedRow(SQLModel, table=True):
+    """A configured feed and its fetch state. ``url`` differs from ``config_url`` after a
+    permanent redirect."""
+
+    __tablename__ = "feeds"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    config_url: str
+    url: str
+    title: str | None = None
+    status: str = "never"
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    interval: float = 300.0
+    quiet_polls: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    warning: str | None = None
+    last_polled_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_new_item_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    lease_until: datetime | None = None
+    added_at: datetime | None = None
+
+
+class StoryRow(SQLModel, table=True):
+    """One story, however many feeds carry it: keyed by canonical URL."""
+
+    __tablename__ = "stories"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    first_seen_at: datetime
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("feed_id", "guid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    guid: str
+    url: str = ""
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    published_at: datetime
+    first_seen_at: datetime = Field(index=True)
+    updated_at: datetime
+    content_hash: str
+
+
+class MatchRow(SQLModel, table=True):
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("item_id", "rule"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    rule: str = Field(index=True)
+    severity: str
+    terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    entities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    snippet: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(index=True)
+
+
+class AlertRow(SQLModel, table=True):
+    """One alert per rule and story; its deliveries are the outbox."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("rule", "story_id"),)
+    id: str = Field(primary_key=True)
+    rule: str = Field(index=True)
+    rule_title: str = ""
+    severity: str
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    story_id: int = Field(foreign_key="stories.id")
+    item_id: int = Field(foreign_key="items.id")
+    match_id: int = Field(foreign_key="matches.id")
+    created_at: datetime = Field(index=True)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """An alert on its way to one channel: pending until delivered, dead after the last attempt."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "channel"),)
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: str = Field(foreign_key="alerts.id", index=True)
+    channel: str = Field(index=True)
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    claimed_until: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+metadata = SQLModel.metadata

@@ -128,8 +128,7 @@ class Pipeline:
                       timings: dict[str, float]) -> PollSummary:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        headers = {"content-location": fetched.url, **fetched.headers}
-        parsed: ParsedFeed = await loop.run_in_executor(self.executor, parse_feed, fetched.body, headers,
+        parsed: ParsedFeed = await loop.run_in_executor(self.executor, parse_feed, fetched.body, fetched.headers,
                                                         fetched.url, spec.name)
         timings["parse"] = time.perf_counter() - started
         if parsed.problem:

@@ -34,6 +34,10 @@ _BLOCK_RE = re.compile(
     re.I,
 )
 _TAG_RE = re.compile(r"</?[a-zA-Z][^>]*>|<![^>]*>|<\?[^>]*>")
+# Tags of real HTML: what double-escaped markup shows once unescaped (``<not a tag>`` is text).
+_HTML_TAG_RE = re.compile(
+    r"</?(?:p|br|b|i|u|s|a|em|strong|span|div|img|ul|ol|li|h[1-6]|blockquote|table|tr|td|figure|"
+    r"figcaption|iframe|script|style|font|small|sup|sub|hr|pre|code)\b[^>]*>", re.I)
 _CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
 # Combining marks of the Latin, Greek and Cyrillic scripts: the diacritics to fold.
 _MARKS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -57,7 +61,7 @@ def html_to_text(raw: str) -> str:
     text = _BLOCK_RE.sub(" ", text)
     text = html.unescape(_TAG_RE.sub("", text))
     # Double-escaped HTML (``&amp;lt;p&amp;gt;`` in a feed) still reads as markup once unescaped.
-    if "&lt;" in raw and _TAG_RE.search(text):
+    if "&lt;" in raw and _HTML_TAG_RE.search(text):
         text = html.unescape(_TAG_RE.sub("", _BLOCK_RE.sub(" ", _DROP_RE.sub(" ", text))))
     return text
 

@@ -27,3 +27,12 @@ def rule_set():  # type: ignore[no-untyped-def]
     from monitor.scan import load_rules
 
     return load_rules(RULES)
+
+
+@pytest.fixture
+def feed_server():  # type: ignore[no-untyped-def]
+    from tests.feedserver import FeedServer
+
+    server = FeedServer().start()
+    yield server
+    server.close()

@@ -11,7 +11,9 @@ feed is unreadable) or a ``warning`` (feedparser recovered), and the feed's ``<t
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,21 +40,44 @@ class ParsedFeed:
     title: str = ""
 
 
+def _raw(entry: Mapping[str, Any], key: str) -> Any:
+    return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
+
+
 def _time(entry: Mapping[str, Any]) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+    """The entry's publication time in UTC: feedparser's reading, else RFC 850 and other
+    forms ``email.utils`` knows (``Friday, 19-Sep-25 10:12:00 EST``), else None."""
+    # dict.get, not entry.get: FeedParserDict maps updated to published with a DeprecationWarning.
+    for key in ("published", "updated", "created"):
+        value = _raw(entry, f"{key}_parsed")
         if value:
             year, month, day, hour, minute, second = value[:6]
             try:
                 return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             except ValueError:
                 continue
+        raw = _raw(entry, key)
+        if isinstance(raw, str) and raw.strip():
+            try:
+                when = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError, IndexError):
+                continue
+            return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     return None
+
+
+def _html(value: Any, detail: Mapping[str, Any] | None) -> str:
+    """A field as HTML: text/plain values are escaped, so ``<not a tag>`` in a plain title
+    survives the HTML-to-text step that every field goes through."""
+    text = str(value or "")
+    if detail and detail.get("type") == "text/plain":
+        return html.escape(text, quote=False)
+    return text
 
 
 def _content(entry: Mapping[str, Any]) -> str:
     parts = entry.get("content") or []
-    return "\n".join(str(part.get("value", "")) for part in parts)
+    return "\n".join(_html(part.get("value", ""), part) for part in parts)
 
 
 def _http_url(base: str, link: str) -> str:
@@ -68,8 +93,8 @@ def content_hash(title: str, summary: str, content: str) -> str:
 def entry_document(entry: Mapping[str, Any], base_url: str = "", feed: str = "") -> Document:
     """One feed entry as a Document; id is its guid, else its link, else a content hash."""
     url = _http_url(base_url, str(entry.get("link") or ""))
-    title = str(entry.get("title") or "")
-    summary = str(entry.get("summary") or "")
+    title = _html(entry.get("title"), entry.get("title_detail"))
+    summary = _html(entry.get("summary"), entry.get("summary_detail"))
     content = _content(entry)
     guid = str(entry.get("id") or "").strip() or url
     if not guid:
@@ -122,7 +147,9 @@ def parse_feed(data: bytes, headers: Mapping[str, str] | None = None,
     if not parsed.version and not parsed.entries:
         detail = f": {reason}" if reason else ""
         return ParsedFeed([], problem=f"not an RSS or Atom feed{detail}")
-    base = base_url or str(parsed.feed.get("link") or "")
+    # Relative item links are relative to the site (the channel's <link>) far more often
+    # than to wherever the feed file is served from; the fetch URL is the fallback.
+    base = _http_url(base_url, str(parsed.feed.get("link") or "")) or base_url
     documents = _unique_ids([entry_document(e, base, feed) for e in parsed.entries])
     warning = f"recovered from: {reason}" if parsed.bozo else ""
     return ParsedFeed(documents, warning=warning, ttl=_ttl(parsed), title=str(parsed.feed.get("title") or ""))

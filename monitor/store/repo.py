@@ -225,7 +225,7 @@ class Store:
     def feeds(self) -> list[dict[str, Any]]:
         with Session(self.engine) as session:
             counts: dict[int, int] = dict(session.execute(sa_select(col(ItemRow.feed_id), func.count())
-                                          .group_by(col(ItemRow.feed_id))).tuples().all())
+                                          .group_by(col(ItemRow.feed_id))).all())
             return [{"name": r.name, "url": r.url, "config_url": r.config_url, "title": r.title,
                      "status": r.status, "items": counts.get(r.id or 0, 0), "last_polled_at": iso(r.last_polled_at),
                      "next_poll_at": iso(r.next_poll_at), "last_error": r.last_error, "warning": r.warning,
@@ -308,7 +308,7 @@ class Store:
                           item_url=item.url, published_at=aware(item.published_at), feed=feed,
                           terms=tuple(m.terms), entities=tuple(m.entities), snippet=m.snippet, channel=d.channel,
                           delivery_id=d.id or 0, attempts=d.attempts)
-                    for d, a, item, m, feed in session.execute(query).tuples()]
+                    for d, a, item, m, feed in session.execute(query)]
 
     def delivered(self, delivery_id: int, now: datetime) -> None:
         with Session(self.engine) as session, session.begin():

@@ -1,0 +1,76 @@
+"""Helpers for tests that run the ingestion path: a config for a local server, one poll cycle, the stored rows."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from monitor.config import Config, load
+from monitor.daemon import Runtime
+from monitor.pipeline import PollSummary
+from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow, metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("CRISIS_MONITOR_TEST_DATABASE_URL", "")
+
+
+def fresh_database(kind: str, tmp_path: Path) -> str:
+    """A SQLAlchemy URL to an empty database of ``kind`` (sqlite or postgresql)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'monitor.db'}"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    with engine.begin() as connection:
+        metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS schema_version"))
+    engine.dispose()
+    return PG_URL
+
+
+def make_config(tmp_path: Path, feeds: dict[str, str], database: str = "", extra: str = "",
+                rules: Path | None = None) -> Config:
+    lines = ["[monitor]", f'rules = "{rules or ROOT / "rules"}"',
+             f'database = "{database or "sqlite:///" + str(tmp_path / "monitor.db")}"', extra]
+    for name, url in feeds.items():
+        lines += ["[[feeds]]", f'name = "{name}"', f'url = "{url}"']
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return load(text, path, {})
+
+
+def poll_once(config: Config, feeds: list[str] | None = None) -> dict[str, PollSummary]:
+    async def cycle() -> list[PollSummary]:
+        async with Runtime(config) as runtime:
+            specs = [f for f in config.feeds if feeds is None or f.name in feeds]
+            return await runtime.poll_all(specs)
+
+    return {s.feed: s for s in asyncio.run(cycle())}
+
+
+def rows(config: Config, table: Any) -> list[Any]:
+    from monitor.store.repo import Store
+
+    store = Store(config.database)
+    try:
+        with Session(store.engine) as session:
+            return list(session.exec(select(table)).all())
+    finally:
+        store.close()
+
+
+def items_by_feed(config: Config) -> dict[str, list[ItemRow]]:
+    names = {f.id: f.name for f in rows(config, FeedRow)}
+    out: dict[str, list[ItemRow]] = {}
+    for item in sorted(rows(config, ItemRow), key=lambda i: i.id or 0):
+        out.setdefault(names[item.feed_id], []).append(item)
+    return out
+
+
+__all__ = ["AlertRow", "DeliveryRow", "FeedRow", "ItemRow", "MatchRow", "StoryRow", "fresh_database",
+           "items_by_feed", "make_config", "poll_once", "rows"]

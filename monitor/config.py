@@ -34,8 +34,17 @@ class Secret(str):
     """A string that never shows itself: ``repr`` and ``str`` formatting in logs print ``***``.
 
     It is still a ``str`` for the code that needs the value (``secret.reveal()`` says so
-    explicitly where it matters).
+    explicitly where it matters). ``template`` is the value as written in the file, with
+    ``${VAR}`` in place of what the environment gave: safe to show.
     """
+
+    template: str = "***"
+
+    @classmethod
+    def of(cls, value: str, template: str = "***") -> Secret:
+        secret = cls(value)
+        secret.template = template
+        return secret
 
     def __repr__(self) -> str:
         return "Secret('***')"
@@ -91,7 +100,7 @@ class FeedSpec:
 
     @property
     def display_url(self) -> str:
-        return redact_url(self.url.reveal()) if isinstance(self.url, Secret) else self.url
+        return self.url.template if isinstance(self.url, Secret) else self.url
 
 
 @dataclass(frozen=True)
@@ -189,7 +198,7 @@ class _Reader:
         if missing:
             raise self.fail(where, f"environment variable {missing[0]} is not set",
                             f"export {missing[0]}, or put it in the service's EnvironmentFile")
-        return Secret(_VAR_RE.sub(lambda m: self.env[m.group(1)], raw))
+        return Secret.of(_VAR_RE.sub(lambda m: self.env[m.group(1)], raw), raw)
 
     def get(self, data: Mapping[str, Any], where: tuple[str, int | None, str], kind: type,
             default: Any = None, required: bool = False) -> Any:
@@ -217,7 +226,8 @@ class _Reader:
         try:
             return parse(raw)
         except ValueError as error:
-            raise self.fail(where, str(error)) from None
+            message, _, hint = str(error).partition("; ")
+            raise self.fail(where, message, hint or "check the value") from None
 
     def strings(self, data: Mapping[str, Any], where: tuple[str, int | None, str]) -> tuple[str, ...]:
         value = data.get(where[2], [])
@@ -228,7 +238,7 @@ class _Reader:
     def positive(self, data: Mapping[str, Any], where: tuple[str, int | None, str], default: int) -> int:
         value: int = self.get(data, where, int, default)
         if value < 1:
-            raise self.fail(where, f"must be at least 1, got {value}")
+            raise self.fail(where, f"must be at least 1, got {value}", "write a whole number of 1 or more")
         return value
 
 
@@ -357,7 +367,7 @@ def _channels(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[ChannelS
             if isinstance(value, str):
                 value = reader.expand(value, ("channels", index, key))
                 if key in SECRET_KEYS and not isinstance(value, Secret):
-                    value = Secret(value)
+                    value = Secret.of(value)
             options[key] = value
         channels.append(ChannelSpec(name, kind, severity, reader.strings(data, ("channels", index, "tags")),
                                     options))

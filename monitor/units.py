@@ -19,7 +19,7 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"{value!r} is not a duration; write it like \"30s\", \"5m\", \"2h\" or \"1d\"")
     seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if seconds <= 0:
-        raise ValueError(f"{value!r} is not a positive duration")
+        raise ValueError(f"{value!r} is not a positive duration; write it like \"30s\", \"5m\", \"2h\" or \"1d\"")
     return seconds
 
 
@@ -34,5 +34,5 @@ def parse_size(value: object) -> int:
         raise ValueError(f"{value!r} is not a size; write it like \"512KB\", \"10MB\" or \"1GB\"")
     size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
     if size <= 0:
-        raise ValueError(f"{value!r} is not a positive size")
+        raise ValueError(f"{value!r} is not a positive size; write it like \"512KB\", \"10MB\" or \"1GB\"")
     return size

@@ -14,9 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from monitor.config import FeedSpec, reveal
 from monitor.dedupe import Known
@@ -49,6 +52,16 @@ class PollRecord:
     updated_items: int = 0
     matches: int = 0
     alerts: int = 0
+
+
+def insert_ignoring(session: Session, table: type[SQLModel], keys: list[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO NOTHING, in the dialect of the session's database."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+    if name == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+    return sa_insert(table).prefix_with("IGNORE")  # MySQL and MariaDB
 
 
 def _state(row: FeedRow) -> FeedState:
@@ -159,12 +172,15 @@ class Store:
         found = {key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
                                                        .where(col(StoryRow.key).in_(keys)))
                  if sid is not None} if keys else {}
-        for key in sorted(keys - found.keys()):
-            story = StoryRow(key=key, first_seen_at=moment)
-            session.add(story)
-            session.flush()
-            assert story.id is not None
-            found[key] = story.id
+        missing = sorted(keys - found.keys())
+        if missing:
+            # Another poll (another feed, or another daemon) may insert the same story at the
+            # same moment: insert-or-ignore, then read back what is there.
+            rows = [{"key": key, "first_seen_at": moment} for key in missing]
+            session.execute(insert_ignoring(session, StoryRow, ["key"]), rows)
+            found.update({key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
+                                                                .where(col(StoryRow.key).in_(missing)))
+                          if sid is not None})
         return found
 
     def _item(self, session: Session, feed_id: int, write: ItemWrite, stories: dict[str, int],

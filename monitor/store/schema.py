@@ -38,12 +38,21 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling off: _sqlite_begin starts every transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, waiting up to the busy timeout, so that a
+    # transaction that reads and then writes never fails half-way with SQLITE_BUSY when
+    # another thread or process wrote in between. In WAL mode readers are not blocked.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def current_version(connection: Connection) -> int:
@@ -91,6 +100,7 @@ def open_engine(url: str) -> Engine:
                          "install it, e.g. pip install 'psycopg[binary]' for PostgreSQL") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     try:
         migrate(engine)
     except OperationalError as error:

@@ -1,0 +1,143 @@
+"""Dedupe, stories, alerts and the store's guarantees, on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, create_engine, text
+
+from monitor.errors import MonitorError
+from monitor.store.repo import Store
+from monitor.store.schema import LATEST, MIGRATIONS, StoreError, migrate
+from tests.feedserver import FeedServer, Route
+from tests.helpers import PG_URL, AlertRow, DeliveryRow, ItemRow, MatchRow, StoryRow, fresh_database, make_config, \
+    poll_once, rows
+
+VIOLATION = "Three Russian MiG-31 jets violated Estonian airspace for 12 minutes."
+ARTICLE_4 = "Estonia requested NATO Article 4 consultations after Russian jets violated its airspace."
+
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not PG_URL, reason="CRISIS_MONITOR_TEST_DATABASE_URL is not set"))]
+
+
+def rss(*items: tuple[str, str, str, str], published: datetime | None = None, build: str = "") -> bytes:
+    when = format_datetime(published or datetime.now(UTC), usegmt=True)
+    body = "".join(f"<item><guid>{g}</guid><title>{t}</title><link>{link}</link><description>{d}</description>"
+                   f"<pubDate>{when}</pubDate></item>" for g, t, link, d in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>https://x.example/</link>'
+            f"<description>{build}</description>{body}</channel></rss>").encode()
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return fresh_database(request.param, tmp_path)
+
+
+def test_the_same_item_polled_again_is_not_new(feed_server: FeedServer, tmp_path: Path, database: str) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION)))
+    config = make_config(tmp_path, {"f": feed_server.url("/f")}, database)
+    assert poll_once(config)["f"].new_items == 1
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION), build="rebuilt"))
+    again = poll_once(config)["f"]
+    assert again.status == "ok" and again.new_items == 0 and again.alerts == 0
+    assert len(rows(config, ItemRow)) == 1 and len(rows(config, AlertRow)) == 1
+
+
+def test_one_story_in_two_feeds_alerts_once(feed_server: FeedServer, tmp_path: Path, database: str) -> None:
+    feed_server.routes["/a"] = Route(rss(("a1", "Jets", "https://n.example/story?utm_source=a", VIOLATION)))
+    feed_server.routes["/b"] = Route(rss(("b1", "Jets", "http://www.n.example/story/?fbclid=x#top", VIOLATION)))
+    config = make_config(tmp_path, {"a": feed_server.url("/a"), "b": feed_server.url("/b")}, database)
+    summaries = poll_once(config)
+    assert summaries["a"].new_items == summaries["b"].new_items == 1
+    assert len(rows(config, ItemRow)) == 2 and len(rows(config, StoryRow)) == 1
+    assert len(rows(config, MatchRow)) == 2
+    alerts = rows(config, AlertRow)
+    assert [a.rule for a in alerts] == ["airspace-violation"]
+    assert [d.status for d in rows(config, DeliveryRow)] == ["delivered"]
+
+
+def test_a_changed_item_alerts_only_for_rules_new_to_it(feed_server: FeedServer, tmp_path: Path,
+                                                         database: str) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION)))
+    config = make_config(tmp_path, {"f": feed_server.url("/f")}, database)
+    assert poll_once(config)["f"].alerts == 1
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", ARTICLE_4)))
+    changed = poll_once(config)["f"]
+    assert changed.new_items == 0 and changed.updated_items == 1
+    assert changed.matches == 1 and changed.alerts == 1
+    items = rows(config, ItemRow)
+    assert len(items) == 1 and "Article 4" in items[0].summary
+    assert sorted(a.rule for a in rows(config, AlertRow)) == ["airspace-violation", "article-4"]
+
+
+def test_items_older_than_max_item_age_are_stored_but_never_alerted(feed_server: FeedServer, tmp_path: Path,
+                                                                    database: str) -> None:
+    old = datetime.now(UTC) - timedelta(days=3)
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION), published=old))
+    config = make_config(tmp_path, {"f": feed_server.url("/f")}, database)
+    summary = poll_once(config)["f"]
+    assert summary.new_items == 1 and summary.matches == 1 and summary.alerts == 0
+    assert rows(config, AlertRow) == [] and rows(config, DeliveryRow) == []
+
+
+def test_a_claimed_feed_is_not_claimed_twice(tmp_path: Path, database: str) -> None:
+    config = make_config(tmp_path, {"f": "http://127.0.0.1:9/f"}, database)
+    first, second = Store(config.database), Store(config.database)
+    try:
+        now = datetime.now(UTC)
+        first.sync_feeds(config.feeds, now, 300)
+        assert first.claim("f", now, lease=60) is not None
+        assert second.claim("f", now, lease=60, force=True) is None  # held, even when forced
+        assert second.claim("f", now + timedelta(seconds=61), lease=60) is not None  # the lease ran out
+        second.release("f")
+        assert first.claim("f", now + timedelta(seconds=62), lease=60) is not None
+    finally:
+        first.close()
+        second.close()
+
+
+def test_reopening_keeps_the_data(feed_server: FeedServer, tmp_path: Path, database: str) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION)))
+    config = make_config(tmp_path, {"f": feed_server.url("/f")}, database)
+    poll_once(config)
+    store = Store(config.database)
+    try:
+        assert [i["title"] for i in store.items()] == ["Jets"]
+        with store.engine.connect() as connection:
+            assert connection.execute(text("SELECT version FROM schema_version")).scalar() == LATEST
+    finally:
+        store.close()
+
+
+def test_a_migration_upgrades_in_place_and_keeps_rows(tmp_path: Path, database: str) -> None:
+    Store(database).close()
+    engine = create_engine(database)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO stories (key, first_seen_at) VALUES ('k', '2025-01-01 00:00:00')"))
+
+    def add_note(connection: Connection) -> None:
+        connection.execute(text("ALTER TABLE stories ADD COLUMN note VARCHAR DEFAULT 'kept'"))
+
+    try:
+        assert migrate(engine, {**MIGRATIONS, LATEST + 1: add_note}) == LATEST + 1
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT key, note FROM stories")).all() == [("k", "kept")]
+        with pytest.raises(StoreError, match=r"schema version \d+ is newer than this crisis-monitor knows"):
+            migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_unreachable_database_is_one_clear_error() -> None:
+    with pytest.raises(MonitorError) as caught:
+        Store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    message = str(caught.value)
+    assert "cannot open" in message and "hint:" in message and "\n" not in message
+
+
+def test_a_missing_sqlite_folder_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(f"sqlite:///{tmp_path}/nope/monitor.db")

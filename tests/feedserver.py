@@ -28,65 +28,68 @@ class Seen:
     headers: dict[str, str]
 
 
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        owner.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+        route = owner.routes.get(self.path)
+        if route is None:
+            self._send(404, {}, b"not found")
+        elif route.behaviour == "hang":
+            owner.stop_event.wait(60)
+        elif route.etag and self.headers.get("If-None-Match") == route.etag:
+            self._send(304, {"ETag": route.etag}, b"")
+        else:
+            headers = dict(route.headers)
+            if route.etag:
+                headers["ETag"] = route.etag
+            if route.behaviour == "drip":
+                self._drip(route, headers, owner.stop_event)
+            else:
+                self._send(route.status, headers, route.body)
+
+    def _head(self, status: int, headers: dict[str, str], length: int) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self._head(status, headers, len(body))
+        self.wfile.write(body)
+
+    def _drip(self, route: Route, headers: dict[str, str], stop: threading.Event) -> None:
+        self._head(route.status, headers, len(route.body))
+        try:
+            for byte in route.body:
+                if stop.is_set():
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: FeedServer
+
+
 class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         self.stop_event = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                server.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
-                route = server.routes.get(self.path)
-                if route is None:
-                    self._send(404, {}, b"not found")
-                    return
-                if route.behaviour == "hang":
-                    server.stop_event.wait(60)
-                    return
-                if route.etag and self.headers.get("If-None-Match") == route.etag:
-                    self._send(304, {"ETag": route.etag}, b"")
-                    return
-                headers = dict(route.headers)
-                if route.etag:
-                    headers["ETag"] = route.etag
-                if route.behaviour == "drip":
-                    self._drip(route, headers)
-                    return
-                self._send(route.status, headers, route.body)
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _drip(self, route: Route, headers: dict[str, str]) -> None:
-                self.send_response(route.status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(route.body)))
-                self.end_headers()
-                try:
-                    for byte in route.body:
-                        if server.stop_event.is_set():
-                            return
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                except OSError:
-                    return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.owner = self
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -48,7 +48,8 @@ def test_defaults_and_relative_paths() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("[monitor]\npoll_interval = \"5 minutes\"\n", "/etc/cm/config.toml:2: monitor.poll_interval: '5 minutes' is not a duration"),
+    ("[monitor]\npoll_interval = \"5 minutes\"\n",
+     "/etc/cm/config.toml:2: monitor.poll_interval: '5 minutes' is not a duration"),
     ("[monitor]\n\nrules = 'r'\ncolour = 1\n", "/etc/cm/config.toml:4: monitor.colour: unknown key"),
     ("[http]\nmax_bytes = 10\n", "/etc/cm/config.toml:2: http.max_bytes: expected str, got int 10"),
     ("[http]\nmax_bytes = \"ten\"\n", "/etc/cm/config.toml:2: http.max_bytes: 'ten' is not a size"),

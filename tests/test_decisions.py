@@ -138,5 +138,5 @@ def test_opml_round_trip() -> None:
 
 @pytest.mark.parametrize("data", [b"not xml", b"<html/>", b'<!DOCTYPE o [<!ENTITY a "b">]><opml/>'])
 def test_bad_opml_is_an_input_error(data: bytes) -> None:
-    with pytest.raises(InputError, match="^x.opml: "):
+    with pytest.raises(InputError, match=r"^x\.opml: "):
         read_opml(data, "x.opml")

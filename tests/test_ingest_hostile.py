@@ -91,7 +91,7 @@ def test_each_hostile_feed_fails_alone_with_a_reason(hostile, feed_server: FeedS
 
 
 def test_retry_after_is_honoured(hostile) -> None:  # type: ignore[no-untyped-def]
-    config, summaries, started = hostile
+    _, summaries, started = hostile
     assert summaries["e503"].next_poll_at >= started + timedelta(seconds=120)
     assert summaries["e429"].next_poll_at >= started + timedelta(seconds=90)
     # an error without Retry-After backs off from the interval (5 minutes), jittered by at most 10%

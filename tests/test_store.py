@@ -13,8 +13,18 @@ from monitor.errors import MonitorError
 from monitor.store.repo import Store
 from monitor.store.schema import LATEST, MIGRATIONS, StoreError, migrate
 from tests.feedserver import FeedServer, Route
-from tests.helpers import PG_URL, AlertRow, DeliveryRow, ItemRow, MatchRow, StoryRow, fresh_database, make_config, \
-    poll_once, rows
+from tests.helpers import (
+    PG_URL,
+    AlertRow,
+    DeliveryRow,
+    ItemRow,
+    MatchRow,
+    StoryRow,
+    fresh_database,
+    make_config,
+    poll_once,
+    rows,
+)
 
 VIOLATION = "Three Russian MiG-31 jets violated Estonian airspace for 12 minutes."
 ARTICLE_4 = "Estonia requested NATO Article 4 consultations after Russian jets violated its airspace."

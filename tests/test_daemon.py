@@ -1,0 +1,123 @@
+"""The daemon as a real subprocess: alerts, SIGHUP and file-change reloads, a bad rule on reload,
+feeds added by SIGHUP, and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.feedserver import FeedServer, Route
+from tests.test_store import VIOLATION, rss
+
+NEAR_ELECTION = "Election rally in Tallinn draws thousands of supporters."
+
+
+class Daemon:
+    def __init__(self, config: Path) -> None:
+        env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(config)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                        cwd=config.parent)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, tag), daemon=True)
+                        for stream, tag in ((self.process.stdout, "out"), (self.process.stderr, "err"))]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, stream, tag: str) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            self.lines.put(f"{tag}: {line.rstrip()}")
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                assert self.process.poll() is None, f"daemon exited: {self.seen[-20:]}"
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no {text!r} within {timeout}s; saw {self.seen[-30:]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            for reader in self.readers:
+                reader.join(timeout=5)
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream:
+                    stream.close()
+
+
+@pytest.fixture
+def setup(feed_server: FeedServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets over Estonia", "https://n.example/1", VIOLATION)))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\nrules = "rules"\nmin_interval = "1s"\n[[feeds]]\nname = "f"\n'
+                      f'url = "{feed_server.url("/f")}"\ninterval = "1s"\n')
+    daemon = Daemon(config)
+    yield daemon, feed_server, config, rules
+    daemon.stop()
+
+
+def test_run_alerts_then_stops_cleanly_on_sigterm(setup) -> None:  # type: ignore[no-untyped-def]
+    daemon, _, _, _ = setup
+    line = daemon.wait_for("ALERT HIGH airspace-violation: Jets over Estonia")
+    assert line.startswith("out: ")
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.wait_for("stopped")
+    assert daemon.process.wait(timeout=20) == 0
+
+
+def test_a_bad_rule_on_reload_keeps_the_old_rules(setup) -> None:  # type: ignore[no-untyped-def]
+    daemon, server, _, rules = setup
+    daemon.wait_for("ALERT HIGH airspace-violation")
+    (rules / "broken.yaml").write_text("id: broken\ntitle: Broken\nseverity: high\nquery: violat* NEAR/5\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    error = daemon.wait_for("rule reload failed")
+    assert "broken.yaml:4:" in error
+    daemon.wait_for("previous rules stay in force")
+    server.routes["/f"] = Route(rss(("g2", "More jets", "https://n.example/2", VIOLATION)))
+    daemon.wait_for("ALERT HIGH airspace-violation: More jets")  # the old rules still match
+    assert daemon.process.poll() is None
+
+
+def test_a_rule_file_change_reloads_without_a_signal(setup) -> None:  # type: ignore[no-untyped-def]
+    daemon, server, _, rules = setup
+    daemon.wait_for("ALERT HIGH airspace-violation")
+    (rules / "election.yaml").write_text("id: election\ntitle: Election rally\nseverity: low\n"
+                                         "query: election AND rally\n")
+    daemon.wait_for("rules reloaded")
+    server.routes["/f"] = Route(rss(("g3", "Rally", "https://n.example/3", NEAR_ELECTION)))
+    daemon.wait_for("ALERT LOW election: Rally")
+
+
+def test_sighup_adds_a_feed(setup) -> None:  # type: ignore[no-untyped-def]
+    daemon, server, config, _ = setup
+    daemon.wait_for("ALERT HIGH airspace-violation")
+    server.routes["/g"] = Route(rss(("h1", "Second feed jets", "https://n.example/h1", VIOLATION)))
+    config.write_text(config.read_text() + f'[[feeds]]\nname = "g"\nurl = "{server.url("/g")}"\ninterval = "1s"\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_for("config reloaded")
+    daemon.wait_for("ALERT HIGH airspace-violation: Second feed jets")

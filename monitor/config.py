@@ -125,6 +125,7 @@ class Config:
     max_item_age: float = 2 * 86400.0
     stale_after: float = 2 * 86400.0
     stop_timeout: float = 10.0
+    parse_workers: int = 2
     log_format: str = "text"
     http: HttpSettings = HttpSettings()
     feeds: tuple[FeedSpec, ...] = ()
@@ -251,7 +252,7 @@ _TYPE_HINTS: dict[type, str] = {
 
 _TOP = {"monitor", "http", "feeds", "channels", "web"}
 _MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
-            "stale_after", "stop_timeout", "log_format"}
+            "stale_after", "stop_timeout", "log_format", "parse_workers"}
 _HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects"}
 _FEED = {"name", "url", "interval", "tags"}
 _CHANNEL_COMMON = {"name", "type", "min_severity", "tags"}
@@ -293,6 +294,11 @@ def _monitor(reader: _Reader, data: Mapping[str, Any], base: Path) -> dict[str, 
         out[key] = reader.convert(data, w(key), parse_duration, default)
     if out["min_interval"] > out["max_interval"]:
         raise reader.fail(w("min_interval"), "is longer than max_interval", "swap the two values")
+    workers: int = reader.get(data, w("parse_workers"), int, 2)
+    if not 0 <= workers <= 64:
+        raise reader.fail(w("parse_workers"), f"must be between 0 and 64, got {workers}",
+                          "0 parses in the daemon's own process; one per core is plenty")
+    out["parse_workers"] = workers
     log_format = reader.get(data, w("log_format"), str, "text")
     if log_format not in ("text", "json"):
         raise reader.fail(w("log_format"), f"unknown log format {log_format!r}", 'use "text" or "json"')

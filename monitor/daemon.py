@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import signal
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +64,10 @@ class Runtime:
         self.active = load_active(config)
         self.store = Store(config.database)
         self.fetcher = Fetcher(config.http)
-        self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, clock=clock)
+        # Parsing is the heaviest CPU step; worker processes give it the other cores.
+        self.parser = (ProcessPoolExecutor(config.parse_workers, mp_context=multiprocessing.get_context("forkserver"))
+                       if config.parse_workers else None)
+        self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, self.parser, clock=clock)
         self.dispatcher = Dispatcher(self.store, build_notifiers(list(config.channels)), clock)
         self.store.sync_feeds(config.feeds, clock(), config.poll_interval)
 
@@ -75,11 +80,16 @@ class Runtime:
     async def close(self) -> None:
         await self.dispatcher.close()
         await self.fetcher.close()
+        if self.parser is not None:
+            self.parser.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
     async def poll_all(self, feeds: list[FeedSpec]) -> list[PollSummary]:
         """One forced poll of each feed, concurrently, then deliver what they alerted."""
-        results = await asyncio.gather(*(self.pipeline.poll(spec, force=True) for spec in feeds))
+        claims = await asyncio.to_thread(self.store.claim_many, [f.name for f in feeds], self.clock(),
+                                         self.pipeline.lease, True)
+        results = await asyncio.gather(*(self.pipeline.poll(spec, state=claims[spec.name])
+                                         for spec in feeds if spec.name in claims))
         await self.dispatcher.run_once()
         return [r for r in results if r is not None]
 

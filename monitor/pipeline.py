@@ -91,18 +91,25 @@ def _as_text(doc: Document) -> Document:
 
 class Pipeline:
     def __init__(self, config: Config, store: Store, fetcher: Fetcher, rules: Callable[[], ActiveRules],
-                 executor: Executor | None = None, clock: Callable[[], datetime] = now_utc) -> None:
+                 parser: Executor | None = None, clock: Callable[[], datetime] = now_utc) -> None:
+        """``parser`` runs parse_feed (a process pool uses the other cores; None: a thread)."""
         self.config, self.store, self.fetcher = config, store, fetcher
-        self.rules, self.executor, self.clock = rules, executor, clock
+        self.rules, self.parser, self.clock = rules, parser, clock
 
     def bounds(self, spec: FeedSpec) -> Bounds:
         return Bounds(spec.interval or self.config.poll_interval, self.config.min_interval, self.config.max_interval)
 
-    async def poll(self, spec: FeedSpec, force: bool = False) -> PollSummary | None:
-        """Poll ``spec`` if it is due (always with ``force``); None if not due or claimed elsewhere."""
+    @property
+    def lease(self) -> float:
+        """How long a claim holds: a poll that takes longer was surely lost (crash, kill)."""
+        return self.config.http.timeout * 3 + 60
+
+    async def poll(self, spec: FeedSpec, force: bool = False, state: FeedState | None = None) -> PollSummary | None:
+        """Poll ``spec`` if it is due (always with ``force``); None if not due or claimed elsewhere.
+        ``state`` is a claim already taken (``Store.claim_many``)."""
         now = self.clock()
-        lease = self.config.http.timeout * 3 + 60
-        state = await asyncio.to_thread(self.store.claim, spec.name, now, lease, force)
+        if state is None:
+            state = await asyncio.to_thread(self.store.claim, spec.name, now, self.lease, force)
         if state is None:
             return None
         try:
@@ -128,7 +135,7 @@ class Pipeline:
                       timings: dict[str, float]) -> PollSummary:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        parsed: ParsedFeed = await loop.run_in_executor(self.executor, parse_feed, fetched.body, fetched.headers,
+        parsed: ParsedFeed = await loop.run_in_executor(self.parser, parse_feed, fetched.body, fetched.headers,
                                                         fetched.url, spec.name)
         timings["parse"] = time.perf_counter() - started
         if parsed.problem:
@@ -137,7 +144,7 @@ class Pipeline:
         started = time.perf_counter()
         known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
         active = self.rules()
-        writes = await loop.run_in_executor(self.executor, prepare_items, parsed.documents, known,
+        writes = await loop.run_in_executor(None, prepare_items, parsed.documents, known,
                                             active.rule_set, spec.name, now, self.config.max_item_age)
         timings["match"] = time.perf_counter() - started
         new = sum(1 for w in writes if w.item_id is None)

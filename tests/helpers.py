@@ -34,7 +34,7 @@ def fresh_database(kind: str, tmp_path: Path) -> str:
 
 def make_config(tmp_path: Path, feeds: dict[str, str], database: str = "", extra: str = "",
                 rules: Path | None = None) -> Config:
-    lines = ["[monitor]", f'rules = "{rules or ROOT / "rules"}"',
+    lines = ["[monitor]", f'rules = "{rules or ROOT / "rules"}"', "parse_workers = 0",
              f'database = "{database or "sqlite:///" + str(tmp_path / "monitor.db")}"', extra]
     for name, url in feeds.items():
         lines += ["[[feeds]]", f'name = "{name}"', f'url = "{url}"']

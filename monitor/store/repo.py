@@ -7,19 +7,21 @@ alerts and deliveries are written in one transaction.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Engine, Table, func, or_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from monitor.config import FeedSpec, reveal
 from monitor.dedupe import Known
@@ -28,6 +30,11 @@ from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchR
 from monitor.types import Alert, FeedState, FeedUpdate, ItemWrite, Match
 
 Route = Callable[[Match], Sequence[str]]
+# Core tables for the hot path: bulk statements without the ORM's per-row bookkeeping.
+FEEDS: Table = FeedRow.__table__  # type: ignore[attr-defined]
+ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
+MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
+STORIES: Table = StoryRow.__table__  # type: ignore[attr-defined]
 
 
 def utc(moment: datetime) -> datetime:
@@ -54,7 +61,7 @@ class PollRecord:
     alerts: int = 0
 
 
-def insert_ignoring(session: Session, table: type[SQLModel], keys: list[str]) -> Any:
+def insert_ignoring(session: Session, table: Table, keys: list[str]) -> Any:
     """INSERT … ON CONFLICT (keys) DO NOTHING, in the dialect of the session's database."""
     name = session.get_bind().dialect.name
     if name == "postgresql":
@@ -74,9 +81,20 @@ def _state(row: FeedRow) -> FeedState:
 
 
 class Store:
+    """The database. Write transactions go through ``writing()``: on SQLite they take the
+    write lock up front (BEGIN IMMEDIATE) and queue on an in-process lock first, so threads
+    of one daemon wait in turn instead of sleeping in SQLite's busy handler."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = open_engine(url)
+        self._writer = self.engine.execution_options(immediate=True)
+        self._lock = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Session]:
+        with self._lock, Session(self._writer) as session, session.begin():
+            yield session
 
     def close(self) -> None:
         self.engine.dispose()
@@ -89,7 +107,7 @@ class Store:
 
     def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime, default_interval: float) -> None:
         """Make a row for every configured feed; a changed config URL resets the fetch state."""
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             rows = {row.name: row for row in session.exec(select(FeedRow))}
             for spec in specs:
                 url = reveal(spec.url)
@@ -103,27 +121,35 @@ class Store:
                     row.next_poll_at, row.status, row.consecutive_failures = utc(now), "never", 0
 
     def claim(self, name: str, now: datetime, lease: float, force: bool = False) -> FeedState | None:
-        """Take the feed for one poll, unless it is not due or another poller holds it.
+        """Take the feed for one poll, unless it is not due or another poller holds it."""
+        return self.claim_many([name], now, lease, force).get(name)
 
-        The claim is one conditional UPDATE, atomic on SQLite and PostgreSQL alike, so
-        daemons sharing a database poll each feed once per interval.
+    def claim_many(self, names: Sequence[str], now: datetime, lease: float,
+                   force: bool = False) -> dict[str, FeedState]:
+        """Take the feeds among ``names`` that are due (all with ``force``) and not held by
+        another poller, for one poll each.
+
+        The claim is one conditional UPDATE that stamps a fresh token, atomic on SQLite and
+        PostgreSQL alike, so daemons sharing a database poll each feed once per interval.
         """
+        if not names:
+            return {}
         moment = utc(now)
-        due = or_(col(FeedRow.next_poll_at).is_(None), col(FeedRow.next_poll_at) <= moment)
-        free = or_(col(FeedRow.lease_until).is_(None), col(FeedRow.lease_until) <= moment)
-        condition = [col(FeedRow.name) == name, free] + ([] if force else [due])
-        with Session(self.engine) as session, session.begin():
-            claimed = session.execute(update(FeedRow).where(*condition)
-                                      .values(lease_until=moment + timedelta(seconds=lease)))
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = session.exec(select(FeedRow).where(FeedRow.name == name)).one()
-            return _state(row)
+        token = uuid.uuid4().hex
+        due = or_(FEEDS.c.next_poll_at.is_(None), FEEDS.c.next_poll_at <= moment)
+        free = or_(FEEDS.c.lease_until.is_(None), FEEDS.c.lease_until <= moment)
+        condition = [FEEDS.c.name.in_(names), free] + ([] if force else [due])
+        with self.writing() as session:
+            connection = session.connection()
+            connection.execute(update(FEEDS).where(*condition)
+                               .values(lease_until=moment + timedelta(seconds=lease), claimed_by=token))
+            rows = session.exec(select(FeedRow).where(FeedRow.claimed_by == token)).all()
+            return {row.name: _state(row) for row in rows}
 
     def release(self, name: str) -> None:
         """Give a claimed feed back without recording a poll."""
-        with Session(self.engine) as session, session.begin():
-            session.execute(update(FeedRow).where(col(FeedRow.name) == name).values(lease_until=None))
+        with self.writing() as session:
+            session.execute(update(FeedRow).where(col(FeedRow.name) == name).values(lease_until=None, claimed_by=None))
 
     def next_poll_at(self, name: str) -> datetime | None:
         with Session(self.engine) as session:
@@ -147,26 +173,67 @@ class Store:
 
     def record(self, feed_id: int, update_: FeedUpdate, items: Sequence[ItemWrite], route: Route,
                now: datetime) -> PollRecord:
-        """Write a poll in one transaction: items, stories, matches, alerts, deliveries, feed state."""
+        """Write a poll in one transaction: items, stories, matches, alerts, deliveries, feed state.
+
+        Bulk statements (one INSERT … RETURNING for all new items, one for their matches)
+        rather than ORM objects: a busy poll writes thousands of rows a second.
+        """
         moment = utc(now)
-        counts = {"new": 0, "updated": 0, "matches": 0, "alerts": 0}
-        with Session(self.engine) as session, session.begin():
+        alerts = 0
+        with self.writing() as session:
             stories = self._stories(session, {w.story_key for w in items if w.item_id is None}, moment)
-            for write in items:
-                item = self._item(session, feed_id, write, stories, moment)
-                counts["updated" if write.item_id else "new"] += 1
-                for match in write.matches:
-                    counts["matches"] += 1
-                    assert item.id is not None
-                    match_row = MatchRow(item_id=item.id, rule=match.rule, severity=match.severity,
-                                         terms=list(match.terms), entities=list(match.entities),
-                                         snippet=match.snippet, created_at=moment)
-                    session.add(match_row)
+            placed = self._new_items(session, feed_id, [w for w in items if w.item_id is None], stories, moment)
+            placed.update(self._changed_items(session, [w for w in items if w.item_id is not None], moment))
+            found = [(write, match) for write in items for match in write.matches]
+            if found:
+                connection = session.connection()
+                connection.execute(sa_insert(MATCHES), [
+                    {"item_id": placed[id(write)][0], "rule": match.rule, "severity": match.severity,
+                     "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet,
+                     "created_at": moment} for write, match in found])
+                item_ids = sorted({placed[id(write)][0] for write, _ in found})
+                match_ids = {(item_id, rule): match_id for match_id, item_id, rule in connection.execute(
+                    sa_select(MATCHES.c.id, MATCHES.c.item_id, MATCHES.c.rule)
+                    .where(MATCHES.c.item_id.in_(item_ids)))}
+                for write, match in found:
                     if match.rule in write.alert_rules:
-                        session.flush()
-                        counts["alerts"] += self._alert(session, item, match, match_row, route(match), moment)
+                        item_id, story_id = placed[id(write)]
+                        alerts += self._alert(session, item_id, story_id, match, match_ids[item_id, match.rule],
+                                              route(match), moment)
             self._feed(session, feed_id, update_)
-        return PollRecord(counts["new"], counts["updated"], counts["matches"], counts["alerts"])
+        new = sum(1 for w in items if w.item_id is None)
+        return PollRecord(new, len(items) - new, len(found), alerts)
+
+    def _new_items(self, session: Session, feed_id: int, writes: list[ItemWrite], stories: dict[str, int],
+                   moment: datetime) -> dict[int, tuple[int, int]]:
+        """Insert new items; ``id(write)`` -> (item id, story id)."""
+        if not writes:
+            return {}
+        rows = [{"feed_id": feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
+                 "title": w.doc.title, "summary": w.doc.summary, "content": w.doc.content, "tags": list(w.doc.tags),
+                 "published_at": utc(w.published_at), "first_seen_at": moment, "updated_at": moment,
+                 "content_hash": w.content_hash} for w in writes]
+        # A plain executemany, then one SELECT for the ids: RETURNING with several rows would
+        # make SQLite insert them one statement at a time.
+        connection = session.connection()
+        connection.execute(sa_insert(ITEMS), rows)
+        ids: dict[str, int] = {guid: item_id for item_id, guid in connection.execute(
+            sa_select(ITEMS.c.id, ITEMS.c.guid).where(ITEMS.c.feed_id == feed_id,
+                                                      ITEMS.c.guid.in_([w.doc.id for w in writes])))}
+        return {id(w): (ids[w.doc.id], stories[w.story_key]) for w in writes}
+
+    def _changed_items(self, session: Session, writes: list[ItemWrite], moment: datetime) -> dict[int, tuple[int, int]]:
+        """Update items whose content changed; ``id(write)`` -> (item id, story id)."""
+        placed = {}
+        for w in writes:
+            assert w.item_id is not None
+            story_id = session.execute(
+                update(ItemRow).where(col(ItemRow.id) == w.item_id)
+                .values(title=w.doc.title, summary=w.doc.summary, content=w.doc.content, url=w.doc.url,
+                        content_hash=w.content_hash, updated_at=moment)
+                .returning(col(ItemRow.story_id))).scalar_one()
+            placed[id(w)] = (w.item_id, story_id)
+        return placed
 
     def _stories(self, session: Session, keys: set[str], moment: datetime) -> dict[str, int]:
         found = {key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
@@ -177,7 +244,7 @@ class Store:
             # Another poll (another feed, or another daemon) may insert the same story at the
             # same moment: insert-or-ignore, then read back what is there.
             rows = [{"key": key, "first_seen_at": moment} for key in missing]
-            session.execute(insert_ignoring(session, StoryRow, ["key"]), rows)
+            session.connection().execute(insert_ignoring(session, STORIES, ["key"]), rows)
             found.update({key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
                                                                 .where(col(StoryRow.key).in_(missing)))
                           if sid is not None})
@@ -196,20 +263,17 @@ class Store:
                            published_at=utc(write.published_at), first_seen_at=moment, updated_at=moment,
                            content_hash=write.content_hash)
             session.add(item)
-        if write.matches or write.item_id is None:
-            session.flush()
         return item
 
-    def _alert(self, session: Session, item: ItemRow, match: Match, match_row: MatchRow,
+    def _alert(self, session: Session, item_id: int, story_id: int, match: Match, match_id: int,
                channels: Sequence[str], moment: datetime) -> int:
         """An alert and its deliveries, unless this rule already alerted on this story."""
         exists = session.exec(select(AlertRow.id).where(AlertRow.rule == match.rule,
-                                                        AlertRow.story_id == item.story_id)).first()
+                                                        AlertRow.story_id == story_id)).first()
         if exists is not None:
             return 0
-        assert item.id is not None and match_row.id is not None
         alert = AlertRow(id=str(uuid.uuid4()), rule=match.rule, rule_title=match.title, severity=match.severity,
-                         tags=list(match.tags), story_id=item.story_id, item_id=item.id, match_id=match_row.id,
+                         tags=list(match.tags), story_id=story_id, item_id=item_id, match_id=match_id,
                          created_at=moment)
         try:
             with session.begin_nested():
@@ -222,19 +286,17 @@ class Store:
         return 1
 
     def _feed(self, session: Session, feed_id: int, u: FeedUpdate) -> None:
-        row = session.get_one(FeedRow, feed_id)
-        row.status, row.interval, row.lease_until = u.status, u.interval, None
-        row.last_polled_at, row.next_poll_at = utc(u.polled_at), utc(u.next_poll_at)
-        row.consecutive_failures, row.quiet_polls = u.consecutive_failures, u.quiet_polls
-        row.last_error, row.warning = u.last_error, u.warning
-        for key in ("etag", "last_modified", "body_hash", "url", "title"):
-            value = getattr(u, key)
-            if value is not None:
-                setattr(row, key, value)
+        values: dict[str, Any] = {
+            "status": u.status, "interval": u.interval, "lease_until": None, "claimed_by": None,
+            "last_polled_at": utc(u.polled_at), "next_poll_at": utc(u.next_poll_at),
+            "consecutive_failures": u.consecutive_failures, "quiet_polls": u.quiet_polls, "last_error": u.last_error, "warning": u.warning}
+        values.update({key: getattr(u, key) for key in ("etag", "last_modified", "body_hash", "url", "title")
+                       if getattr(u, key) is not None})
         if u.success:
-            row.last_success_at = utc(u.polled_at)
+            values["last_success_at"] = utc(u.polled_at)
         if u.new_items:
-            row.last_new_item_at = utc(u.polled_at)
+            values["last_new_item_at"] = utc(u.polled_at)
+        session.connection().execute(update(FEEDS).where(FEEDS.c.id == feed_id).values(**values))
 
     # --- listings ----------------------------------------------------------------------------
 
@@ -301,7 +363,7 @@ class Store:
                                             DeliveryRow.next_attempt_at <= moment, free)
                .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
         claimed: list[int] = []
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             for delivery_id in session.exec(due).all():
                 result = session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id, free)
                                          .values(claimed_until=moment + timedelta(seconds=lease)))
@@ -327,7 +389,7 @@ class Store:
                     for d, a, item, m, feed in session.execute(query)]
 
     def delivered(self, delivery_id: int, now: datetime) -> None:
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)
                             .values(status="delivered", delivered_at=utc(now), claimed_until=None,
                                     attempts=DeliveryRow.attempts + 1, last_error=None))
@@ -340,5 +402,5 @@ class Store:
             values["status"] = "dead"
         else:
             values["next_attempt_at"] = utc(retry_at)
-        with Session(self.engine) as session, session.begin():
+        with self.writing() as session:
             session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id).values(**values))

@@ -49,10 +49,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    # IMMEDIATE takes the write lock up front, waiting up to the busy timeout, so that a
-    # transaction that reads and then writes never fails half-way with SQLITE_BUSY when
-    # another thread or process wrote in between. In WAL mode readers are not blocked.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A write transaction (Store.writing) says BEGIN IMMEDIATE: it takes the write lock up
+    # front, waiting up to the busy timeout, so that reading then writing never fails half-way
+    # with SQLITE_BUSY when another thread or process wrote in between. Reads stay deferred;
+    # in WAL mode they never block and are never blocked.
+    immediate = connection.get_execution_options().get("immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def current_version(connection: Connection) -> int:

@@ -43,6 +43,7 @@ class FeedRow(SQLModel, table=True):
     last_new_item_at: datetime | None = None
     next_poll_at: datetime | None = None
     lease_until: datetime | None = None
+    claimed_by: str | None = None
     added_at: datetime | None = None
 
 

@@ -289,7 +289,8 @@ class Store:
         values: dict[str, Any] = {
             "status": u.status, "interval": u.interval, "lease_until": None, "claimed_by": None,
             "last_polled_at": utc(u.polled_at), "next_poll_at": utc(u.next_poll_at),
-            "consecutive_failures": u.consecutive_failures, "quiet_polls": u.quiet_polls, "last_error": u.last_error, "warning": u.warning}
+            "consecutive_failures": u.consecutive_failures, "quiet_polls": u.quiet_polls,
+            "last_error": u.last_error, "warning": u.warning}
         values.update({key: getattr(u, key) for key in ("etag", "last_modified", "body_hash", "url", "title")
                        if getattr(u, key) is not None})
         if u.success:

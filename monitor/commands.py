@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -151,31 +151,27 @@ def feeds_export(config_path: str | None, out: TextIO) -> int:
     return 0
 
 
-def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
-    store = _store(config)
+def _query(config_path: str | None, query: Callable[[Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows ``query(store)`` gives, from the database of the config file."""
+    store = _store(load_file(config_path))
     try:
-        rows = store.items(_since(since), feed)
+        return query(store)
     finally:
         store.close()
+
+
+def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO) -> int:
+    moment = _since(since)
+    rows = _query(config_path, lambda store: store.items(moment, feed))
     return emit(rows, ["id", "feed", "first_seen_at", "title", "url"], fmt, out)
 
 
 def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
-    store = _store(config)
-    try:
-        rows = store.matches(_since(since), rule)
-    finally:
-        store.close()
+    moment = _since(since)
+    rows = _query(config_path, lambda store: store.matches(moment, rule))
     return emit(rows, ["created_at", "rule", "severity", "terms", "item"], fmt, out)
 
 
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
-    store = _store(config)
-    try:
-        rows = store.alerts(status)
-    finally:
-        store.close()
+    rows = _query(config_path, lambda store: store.alerts(status))
     return emit(rows, ["id", "rule", "channel", "status", "attempts", "last_error", "item_url"], fmt, out)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import pickle
 import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +44,7 @@ def load_active(config: Config) -> ActiveRules:
     """The rules of ``config``, compiled and routed; RuleSetError listing every problem."""
     specs, gazetteer = load_folder(config.rules)
     check_channels(specs, config.channels)
-    return ActiveRules(RuleSet(specs, gazetteer), Router(config.channels, specs))
+    return ActiveRules(RuleSet(specs, gazetteer), Router(config.channels, specs), pickle.dumps((specs, gazetteer)))
 
 
 def rules_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:

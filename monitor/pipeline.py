@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import pickle
 import random
 import time
 from collections.abc import Callable
@@ -34,10 +35,33 @@ log = logging.getLogger("monitor.poll")
 
 @dataclass(frozen=True)
 class ActiveRules:
-    """The rule set in force and the router built from it; swapped whole on reload."""
+    """The rule set in force and the router built from it; swapped whole on reload.
+
+    ``blob`` is the pickled rule specs and gazetteer: what a worker process compiles its
+    own copy from (once per ``generation``, a digest of the blob).
+    """
 
     rule_set: RuleSet
     router: Router
+    blob: bytes = b""
+
+    @property
+    def generation(self) -> str:
+        return hashlib.sha256(self.blob).hexdigest()[:16]
+
+
+# A worker process's compiled rules, by generation (see prepare_in_worker).
+_worker_rules: tuple[str, RuleSet] | None = None
+
+
+def prepare_in_worker(generation: str, blob: bytes, docs: list[Document], known: dict[str, Known], feed: str,
+                      now: datetime, max_item_age: float) -> list[ItemWrite]:
+    """prepare_items in a worker process, compiling the rules when they changed since its last task."""
+    global _worker_rules
+    if _worker_rules is None or _worker_rules[0] != generation:
+        specs, gazetteer = pickle.loads(blob)
+        _worker_rules = (generation, RuleSet(specs, gazetteer))
+    return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age)
 
 
 @dataclass(frozen=True)
@@ -144,8 +168,12 @@ class Pipeline:
         started = time.perf_counter()
         known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
         active = self.rules()
-        writes = await loop.run_in_executor(None, prepare_items, parsed.documents, known,
-                                            active.rule_set, spec.name, now, self.config.max_item_age)
+        if self.parser is not None and active.blob and parsed.documents:
+            writes = await loop.run_in_executor(self.parser, prepare_in_worker, active.generation, active.blob,
+                                                parsed.documents, known, spec.name, now, self.config.max_item_age)
+        else:
+            writes = await loop.run_in_executor(None, prepare_items, parsed.documents, known,
+                                                active.rule_set, spec.name, now, self.config.max_item_age)
         timings["match"] = time.perf_counter() - started
         new = sum(1 for w in writes if w.item_id is None)
         update = self._healthy(spec, state, fetched, now, new_items=new, ttl=parsed.ttl, status="ok")

@@ -109,6 +109,10 @@ def cmd_matches(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from monitor import commands
 
+    if args.alerts_command == "retry":
+        return commands.alerts_retry(args.config, args.id, args.dead, sys.stdout)
+    if args.alerts_command == "test":
+        return commands.alerts_test(args.config, args.channel, sys.stdout)
     return commands.alerts_list(args.config, args.status, args.format, sys.stdout)
 
 
@@ -169,6 +173,18 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     alert_commands = alerts.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
     alerts_list = alert_commands.add_parser("list", help="list deliveries", description="Deliveries, newest first.")
     alerts_list.add_argument("--status", choices=("pending", "delivered", "dead"), help="only this status")
+    retry = alert_commands.add_parser("retry", help="make dead (or one alert's) deliveries pending again",
+                                      description="Make an alert's undelivered deliveries, or every dead one, "
+                                      "pending again; the daemon sends them within seconds.")
+    retry.add_argument("id", nargs="?", metavar="ID", help="an alert id from alerts list")
+    retry.add_argument("--dead", action="store_true", help="every dead delivery")
+    test = alert_commands.add_parser("test", help="send a sample alert through a channel and say what happened",
+                                     description="Send a sample alert through the real channel (not the outbox) "
+                                     "and say whether it was accepted; exit 1 if not.")
+    test.add_argument("channel", metavar="CHANNEL", help="a channel name from config.toml")
+    for sub in (retry, test):
+        _config_option(sub)
+        sub.set_defaults(handler=cmd_alerts)
     for sub, handler in ((items_list, cmd_items), (matches_list, cmd_matches), (alerts_list, cmd_alerts)):
         _config_option(sub)
         _format_option(sub)

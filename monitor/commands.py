@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,3 +176,58 @@ def matches_list(config_path: str | None, rule: str | None, since: str | None, f
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO) -> int:
     rows = _query(config_path, lambda store: store.alerts(status))
     return emit(rows, ["id", "rule", "channel", "status", "attempts", "last_error", "item_url"], fmt, out)
+
+
+def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out: TextIO) -> int:
+    from monitor.store.outbox import Outbox
+
+    if not alert_id and not dead:
+        raise InputError("alerts retry: say which: an alert ID, or --dead for every dead delivery",
+                         "see the ids with: crisis-monitor alerts list --status dead")
+    count = _query(config_path, lambda store: [{"n": Outbox(store).retry(datetime.now(UTC), alert_id, dead)}])[0]["n"]
+    if alert_id and not count:
+        raise InputError(f"alerts retry: no undelivered delivery of alert {alert_id}",
+                         "see the ids with: crisis-monitor alerts list")
+    print(f"{count} deliveries pending again; the running daemon sends them within seconds "
+          f"(or run crisis-monitor poll)", file=out)
+    return 0
+
+
+def sample_alert(channel: str) -> Any:
+    from monitor.types import Alert
+
+    now = datetime.now(UTC)
+    snippet = "Three Russian MiG-31 jets violated Estonian airspace for 12 minutes (a test alert)."
+    return Alert(id=f"test-{uuid.uuid4()}", created_at=now, rule="airspace-violation",
+                 rule_title="Military aircraft or drone violates a state's airspace", severity="high",
+                 tags=("airspace", "test"), item_title="crisis-monitor test alert",
+                 item_url="https://example.org/crisis-monitor-test", published_at=now, feed="crisis-monitor",
+                 terms=("violated … airspace", "mig 31"), entities=("russia", "mig-31", "estonia"), snippet=snippet,
+                 highlights=tuple((snippet.index(w), snippet.index(w) + len(w)) for w in ("MiG-31", "violated")),
+                 channel=channel)
+
+
+def alerts_test(config_path: str | None, name: str, out: TextIO) -> int:
+    """Send a sample alert through the real channel, not the outbox, and say what happened."""
+    from monitor.notify.dispatch import build_notifier
+
+    config = load_file(config_path)
+    channel = next((c for c in config.channels if c.name == name), None)
+    if channel is None:
+        known = ", ".join(c.name for c in config.channels)
+        raise InputError(f"{config.path}: no channel named {name!r}", f"channels: {known}")
+
+    async def send() -> Any:
+        notifier = build_notifier(channel, config.http.user_agent)
+        try:
+            return await notifier.send(sample_alert(name))
+        finally:
+            await notifier.close()
+
+    failure = asyncio.run(send())
+    if failure is None:
+        print(f"sent a test alert to {name} ({channel.type}): accepted", file=out)
+        return 0
+    again = "a retry could succeed" if failure.retryable else "retrying will not help; check the channel's settings"
+    print(f"test alert to {name} ({channel.type}) failed: {failure.error} ({again})", file=out)
+    return 1

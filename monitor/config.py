@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor import __version__
 from monitor.errors import ConfigError
@@ -105,13 +106,31 @@ class FeedSpec:
 
 @dataclass(frozen=True)
 class ChannelSpec:
-    """A channel as configured: common keys, plus the type's own ``options``."""
+    """A channel as configured: common keys, plus the type's own ``options`` (validated and
+    converted: durations in seconds, secrets as Secret).
+
+    ``quiet_hours`` is (start, end) in minutes after midnight in ``timezone``; ``group_window``
+    and ``group_max`` turn bursts of one rule into one message.
+    """
 
     name: str
     type: str
     min_severity: str = "info"
     tags: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    quiet_hours: tuple[int, int] | None = None
+    timezone: str = "UTC"
+    group_window: float | None = None
+    group_max: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Retries of failed deliveries: exponential from ``backoff`` to ``max_backoff``, with jitter."""
+
+    attempts: int = 8
+    backoff: float = 30.0
+    max_backoff: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,7 @@ class Config:
     http: HttpSettings = HttpSettings()
     feeds: tuple[FeedSpec, ...] = ()
     channels: tuple[ChannelSpec, ...] = ()
+    delivery: DeliverySettings = DeliverySettings()
     web_listen: str = ""
 
     @property
@@ -250,12 +270,12 @@ _TYPE_HINTS: dict[type, str] = {
     list: 'write a list like ["a", "b"]',
 }
 
-_TOP = {"monitor", "http", "feeds", "channels", "web"}
+_TOP = {"monitor", "http", "feeds", "channels", "web", "delivery"}
 _MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
             "stale_after", "stop_timeout", "log_format", "parse_workers"}
 _HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects"}
 _FEED = {"name", "url", "interval", "tags"}
-_CHANNEL_COMMON = {"name", "type", "min_severity", "tags"}
+_CHANNEL_COMMON = {"name", "type", "min_severity", "tags", "quiet_hours", "timezone", "group_window", "group_max"}
 _CHANNEL_OPTIONS: dict[str, set[str]] = {
     "console": set(),
     "webhook": {"url", "secret", "timeout"},
@@ -354,6 +374,78 @@ def _feeds(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[FeedSpec, .
     return tuple(feeds)
 
 
+_QUIET_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _quiet_hours(reader: _Reader, data: Mapping[str, Any], index: int) -> tuple[int, int] | None:
+    where = ("channels", index, "quiet_hours")
+    value = reader.get(data, where, str, None)
+    if value is None:
+        return None
+    found = _QUIET_RE.match(value.replace(" ", ""))
+    if not found:
+        raise reader.fail(where, f"{value!r} is not a time window", 'write it like "22:00-07:00" (24-hour clock)')
+    hours1, minutes1, hours2, minutes2 = (int(g) for g in found.groups())
+    return hours1 * 60 + minutes1, hours2 * 60 + minutes2
+
+
+def _timezone(reader: _Reader, data: Mapping[str, Any], index: int) -> str:
+    where = ("channels", index, "timezone")
+    name: str = reader.get(data, where, str, "UTC")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise reader.fail(where, f"unknown time zone {name!r}", 'use an IANA name such as "Europe/Tallinn"') from None
+    return name
+
+
+def _http_option(reader: _Reader, data: Mapping[str, Any], where: tuple[str, int, str]) -> Secret:
+    url = reader.get(data, where, str, required=True)
+    if urlsplit(reveal(url)).scheme not in ("http", "https"):
+        raise reader.fail(where, "not an http(s) URL", "give the full URL, e.g. https://hooks.example.org/…")
+    return url if isinstance(url, Secret) else Secret.of(url)
+
+
+def _email_options(reader: _Reader, data: Mapping[str, Any], index: int) -> dict[str, Any]:
+    def w(key: str) -> tuple[str, int, str]:
+        return ("channels", index, key)
+
+    starttls = reader.get(data, w("starttls"), bool, False)
+    tls = reader.get(data, w("tls"), bool, False)
+    if starttls and tls:
+        raise reader.fail(w("tls"), "tls and starttls are both set", "tls = true is implicit TLS (port 465); "
+                          "starttls = true upgrades a plain connection (port 587); choose one")
+    to = reader.strings(data, w("to"))
+    if not to:
+        raise reader.fail(w("to"), "no recipients", 'write to = ["duty@example.org"]')
+    username = reader.get(data, w("username"), str, None)
+    password = reader.get(data, w("password"), str, None)
+    if (username is None) != (password is None):
+        raise reader.fail(w("password" if username else "username"), "username and password go together",
+                          "set both for SMTP authentication, or neither")
+    return {"host": reader.get(data, w("host"), str, required=True),
+            "port": reader.get(data, w("port"), int, 465 if tls else 587 if starttls else 25),
+            "starttls": starttls, "tls": tls,
+            "username": Secret.of(username) if username is not None else None,
+            "password": Secret.of(password) if password is not None else None,
+            "from": reader.get(data, w("from"), str, required=True), "to": to,
+            "digest": reader.convert(data, w("digest"), parse_duration, None),
+            "timeout": reader.convert(data, w("timeout"), parse_duration, 30.0)}
+
+
+def _channel_options(reader: _Reader, data: Mapping[str, Any], index: int, kind: str) -> dict[str, Any]:
+    if kind == "email":
+        return _email_options(reader, data, index)
+    if kind == "console":
+        return {}
+    options: dict[str, Any] = {"url": _http_option(reader, data, ("channels", index, "url")),
+                               "timeout": reader.convert(data, ("channels", index, "timeout"), parse_duration, 10.0)}
+    if kind == "webhook":
+        secret = reader.get(data, ("channels", index, "secret"), str, None)
+        options["secret"] = Secret.of(secret) if secret is not None and not isinstance(secret, Secret) else secret
+    return options
+
+
 def _channels(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[ChannelSpec, ...]:
     channels, seen = [], set[str]()
     for index, data in enumerate(items):
@@ -367,17 +459,24 @@ def _channels(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[ChannelS
         if severity not in SEVERITIES:
             raise reader.fail(("channels", index, "min_severity"), f"unknown severity {severity!r}",
                               f"use one of {', '.join(SEVERITIES)}")
-        options: dict[str, Any] = {}
-        for key in sorted(_CHANNEL_OPTIONS[kind] & data.keys()):
-            value = data[key]
-            if isinstance(value, str):
-                value = reader.expand(value, ("channels", index, key))
-                if key in SECRET_KEYS and not isinstance(value, Secret):
-                    value = Secret.of(value)
-            options[key] = value
-        channels.append(ChannelSpec(name, kind, severity, reader.strings(data, ("channels", index, "tags")),
-                                    options))
+        group_window = reader.convert(data, ("channels", index, "group_window"), parse_duration, None)
+        group_max = reader.positive(data, ("channels", index, "group_max"), 5) if group_window else None
+        if group_window is None and "group_max" in data:
+            raise reader.fail(("channels", index, "group_max"), "group_max without group_window",
+                              'add group_window = "10m" to group bursts of one rule')
+        channels.append(ChannelSpec(
+            name, kind, severity, reader.strings(data, ("channels", index, "tags")),
+            _channel_options(reader, data, index, kind), _quiet_hours(reader, data, index),
+            _timezone(reader, data, index), group_window, group_max))
     return tuple(channels)
+
+
+def _delivery(reader: _Reader, data: Mapping[str, Any]) -> DeliverySettings:
+    reader.table(data, ("delivery", None, None), {"attempts", "backoff", "max_backoff"})
+    return DeliverySettings(
+        attempts=reader.positive(data, ("delivery", None, "attempts"), 8),
+        backoff=reader.convert(data, ("delivery", None, "backoff"), parse_duration, 30.0),
+        max_backoff=reader.convert(data, ("delivery", None, "max_backoff"), parse_duration, 3600.0))
 
 
 def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
@@ -395,7 +494,7 @@ def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
             raise reader.fail((key, None, None), "unknown table or key",
                               f"known tables: {', '.join(sorted(_TOP))}")
     base = path.parent
-    sections = {key: data.get(key, {}) for key in ("monitor", "http", "web")}
+    sections = {key: data.get(key, {}) for key in ("monitor", "http", "web", "delivery")}
     for key, section in sections.items():
         if not isinstance(section, dict):
             raise reader.fail((key, None, None), "must be a table", f"write it as [{key}]")
@@ -404,7 +503,7 @@ def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
     channels = _channels(reader, _array(reader, data, "channels"))
     if not channels:
         channels = (ChannelSpec("console", "console"),)
-    return Config(path=path, http=_http(reader, sections["http"]),
+    return Config(path=path, http=_http(reader, sections["http"]), delivery=_delivery(reader, sections["delivery"]),
                   feeds=_feeds(reader, _array(reader, data, "feeds")), channels=channels,
                   web_listen=listen, **_monitor(reader, sections["monitor"], base))
 

@@ -27,11 +27,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config import Config, FeedSpec, load_file
 from monitor.errors import MonitorError, RuleSetError
 from monitor.feeds.fetch import Fetcher
-from monitor.notify.dispatch import Dispatcher, build_notifiers
+from monitor.notify.dispatch import Dispatcher
 from monitor.pipeline import ActiveRules, Pipeline, PollSummary, now_utc
 from monitor.routing import Router, check_channels
 from monitor.rules.engine import RuleSet
 from monitor.rules.loader import load_folder
+from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
 
 log = logging.getLogger("monitor.daemon")
@@ -69,7 +70,8 @@ class Runtime:
         self.parser = (ProcessPoolExecutor(config.parse_workers, mp_context=multiprocessing.get_context("forkserver"))
                        if config.parse_workers else None)
         self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, self.parser, clock=clock)
-        self.dispatcher = Dispatcher(self.store, build_notifiers(list(config.channels)), clock)
+        self.outbox = Outbox(self.store)
+        self.dispatcher = Dispatcher(config, self.outbox, clock)
         self.store.sync_feeds(config.feeds, clock(), config.poll_interval)
 
     async def __aenter__(self) -> Runtime:

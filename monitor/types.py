@@ -125,6 +125,7 @@ class Alert:
     terms: tuple[str, ...]
     entities: tuple[str, ...]
     snippet: str
+    highlights: tuple[tuple[int, int], ...] = ()
     channel: str = ""
     delivery_id: int = 0
     attempts: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from monitor.notify.base import SendFailure, plain
@@ -29,6 +30,18 @@ class ConsoleNotifier:
         stream = self.stream or sys.stdout
         try:
             print(console_line(alert), file=stream, flush=True)
+        except OSError as error:
+            return SendFailure(f"cannot write to the console: {error}", retryable=True)
+        return None
+
+    async def send_group(self, alerts: Sequence[Alert]) -> SendFailure | None:
+        first = alerts[0]
+        stream = self.stream or sys.stdout
+        try:
+            print(f"ALERTS {first.severity.upper()} {first.rule}: {len(alerts)} alerts", file=stream)
+            for alert in alerts:
+                print("  " + console_line(alert), file=stream)
+            stream.flush()
         except OSError as error:
             return SendFailure(f"cannot write to the console: {error}", retryable=True)
         return None

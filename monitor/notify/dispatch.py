@@ -1,8 +1,9 @@
-"""The outbox dispatcher: claim due deliveries, send each through its channel, record the outcome.
+"""The outbox dispatcher: claim due deliveries, decide (policy), send through each channel,
+record the outcome.
 
-Retries back off exponentially with jitter up to a cap and honour Retry-After; after
-``MAX_ATTEMPTS`` a delivery is ``dead`` (kept, visible in ``alerts list``).
-Channels whose type this version cannot send yet keep their deliveries pending.
+Retries back off exponentially with jitter up to a cap and honour Retry-After; after the
+last attempt a delivery is ``dead``: kept, visible in ``alerts list``, and ``alerts retry``
+makes it pending again. Nothing is ever deleted unsent.
 """
 
 from __future__ import annotations
@@ -10,71 +11,127 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from monitor.config import ChannelSpec
-from monitor.notify.base import Notifier
-from monitor.notify.console import ConsoleNotifier
-from monitor.store.repo import Store
+from monitor.config import ChannelSpec, Config, DeliverySettings
+from monitor.notify.base import Notifier, SendFailure
+from monitor.notify.policy import Postpone, Send, decide
+from monitor.store.outbox import Outbox
 from monitor.types import Alert
 
 log = logging.getLogger("monitor.deliver")
 
-MAX_ATTEMPTS = 8
-BASE_DELAY = 30.0
-MAX_DELAY = 3600.0
-LEASE = 120.0
+
+def retry_delay(settings: DeliverySettings, attempts: int, retry_after: float | None, draw: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failures; ``draw`` in [0, 1) is the jitter
+    (the delay is spread over its upper half, so retries of a burst do not arrive together)."""
+    delay = min(settings.backoff * 2.0 ** min(attempts - 1, 30), settings.max_backoff) * (0.5 + draw / 2)
+    return max(delay, min(retry_after or 0.0, 86400.0))
 
 
-def retry_delay(attempts: int, retry_after: float | None, draw: float) -> float:
-    """Seconds before the next attempt after ``attempts`` failures; ``draw`` in [0, 1) is the jitter."""
-    delay = min(BASE_DELAY * 2.0 ** min(attempts - 1, 30), MAX_DELAY) * (0.5 + draw / 2)
-    return max(delay, retry_after or 0.0)
+def build_notifier(channel: ChannelSpec, user_agent: str) -> Notifier:
+    if channel.type == "webhook":
+        from monitor.notify.webhook import WebhookNotifier
+
+        return WebhookNotifier(channel, user_agent)
+    if channel.type == "slack":
+        from monitor.notify.slack import SlackNotifier
+
+        return SlackNotifier(channel, user_agent)
+    if channel.type == "email":
+        from monitor.notify.email import EmailNotifier
+
+        return EmailNotifier(channel)
+    from monitor.notify.console import ConsoleNotifier
+
+    return ConsoleNotifier()
 
 
-def build_notifiers(channels: list[ChannelSpec]) -> dict[str, Notifier]:
-    notifiers: dict[str, Notifier] = {}
-    for channel in channels:
-        if channel.type == "console":
-            notifiers[channel.name] = ConsoleNotifier()
-        else:
-            log.warning("channel %s: type %s is not delivered by this version; its alerts wait in the outbox",
-                        channel.name, channel.type)
-    return notifiers
+def lease_for(channels: Sequence[ChannelSpec]) -> float:
+    """How long a claim holds: longer than any send can take, so only a dead daemon's claims expire."""
+    return max((float(c.options.get("timeout", 10.0)) for c in channels), default=10.0) * 2 + 10
 
 
 class Dispatcher:
-    def __init__(self, store: Store, notifiers: Mapping[str, Notifier], clock: Callable[[], datetime]) -> None:
-        self.store, self.notifiers, self.clock = store, notifiers, clock
+    def __init__(self, config: Config, outbox: Outbox, clock: Callable[[], datetime],
+                 notifiers: Mapping[str, Notifier] | None = None) -> None:
+        self.channels = {c.name: c for c in config.channels}
+        self.settings = config.delivery
+        self.outbox, self.clock = outbox, clock
+        self.notifiers = dict(notifiers) if notifiers is not None else {
+            c.name: build_notifier(c, config.http.user_agent) for c in config.channels}
+        self.lease = lease_for(config.channels)
 
     async def run_once(self) -> int:
         """Send every due delivery; how many were delivered."""
         delivered = 0
-        while self.notifiers:
-            batch = await asyncio.to_thread(self.store.claim_deliveries, list(self.notifiers), self.clock(), LEASE)
+        while True:
+            batch = await asyncio.to_thread(self.outbox.claim, list(self.notifiers), self.clock(), self.lease)
             if not batch:
-                break
+                return delivered
+            by_channel: dict[str, list[Alert]] = {}
             for alert in batch:
-                delivered += await self._deliver(alert)
+                by_channel.setdefault(alert.channel, []).append(alert)
+            results = await asyncio.gather(*(self._channel(name, alerts) for name, alerts in by_channel.items()))
+            delivered += sum(results)
+
+    async def _channel(self, name: str, alerts: list[Alert]) -> int:
+        channel = self.channels[name]
+        now = self.clock()
+        recent: dict[str, int] = {}
+        if channel.group_window:
+            since = now - timedelta(seconds=channel.group_window)
+            recent = await asyncio.to_thread(self.outbox.recent, name, since)
+        delivered = 0
+        for action in decide(channel, alerts, now, recent, groupable=channel.type != "webhook"):
+            ids = [a.delivery_id for a in action.alerts]
+            if isinstance(action, Postpone):
+                await asyncio.to_thread(self.outbox.postpone, ids, action.until)
+                continue
+            assert isinstance(action, Send)
+            delivered += await self._send(channel, action)
         return delivered
 
-    async def _deliver(self, alert: Alert) -> int:
-        failure = await self.notifiers[alert.channel].send(alert)
+    async def _send(self, channel: ChannelSpec, action: Send) -> int:
+        notifier = self.notifiers[channel.name]
+        group = getattr(notifier, "send_group", None)
+        if action.grouped and group is not None:
+            failure: SendFailure | None = await group(action.alerts)
+        else:
+            failures = [await notifier.send(alert) for alert in action.alerts]
+            failure = next((f for f in failures if f is not None), None)
+            if failure is not None and len(action.alerts) > 1:  # record each one's own outcome
+                return await self._record_each(channel, action.alerts, failures)
+        await self._record(channel, action.alerts, failure)
+        return 0 if failure else len(action.alerts)
+
+    async def _record_each(self, channel: ChannelSpec, alerts: Sequence[Alert],
+                           failures: Sequence[SendFailure | None]) -> int:
+        for alert, failure in zip(alerts, failures, strict=True):
+            await self._record(channel, [alert], failure)
+        return sum(1 for f in failures if f is None)
+
+    async def _record(self, channel: ChannelSpec, alerts: Sequence[Alert], failure: SendFailure | None) -> None:
         now = self.clock()
+        ids = [a.delivery_id for a in alerts]
         if failure is None:
-            await asyncio.to_thread(self.store.delivered, alert.delivery_id, now)
-            log.info("delivered", extra={"event": "delivery", "channel": alert.channel, "alert": alert.id,
-                                         "status": "delivered"})
-            return 1
-        attempts = alert.attempts + 1
+            await asyncio.to_thread(self.outbox.delivered, ids, now)
+            for alert in alerts:
+                log.info("delivered", extra={"event": "delivery", "channel": channel.name, "alert": alert.id,
+                                             "status": "delivered", "attempt": alert.attempts + 1})
+            return
+        attempts = max(a.attempts for a in alerts) + 1
         retry_at = None
-        if failure.retryable and attempts < MAX_ATTEMPTS:
-            retry_at = now + timedelta(seconds=retry_delay(attempts, failure.retry_after, random.random()))
-        await asyncio.to_thread(self.store.failed, alert.delivery_id, failure.error, retry_at)
-        log.warning("delivery failed", extra={"event": "delivery", "channel": alert.channel, "alert": alert.id,
-                                              "status": "pending" if retry_at else "dead", "error": failure.error})
-        return 0
+        if failure.retryable and attempts < self.settings.attempts:
+            retry_at = now + timedelta(seconds=retry_delay(self.settings, attempts, failure.retry_after,
+                                                           random.random()))
+        await asyncio.to_thread(self.outbox.failed, ids, failure.error, retry_at)
+        for alert in alerts:
+            log.warning("delivery failed", extra={
+                "event": "delivery", "channel": channel.name, "alert": alert.id, "attempt": attempts,
+                "status": "pending" if retry_at else "dead", "error": failure.error,
+                "retry_at": retry_at.isoformat() if retry_at else None})
 
     async def close(self) -> None:
         for notifier in self.notifiers.values():

@@ -27,7 +27,7 @@ from monitor.config import FeedSpec, reveal
 from monitor.dedupe import Known
 from monitor.store.schema import open_engine
 from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
-from monitor.types import Alert, FeedState, FeedUpdate, ItemWrite, Match
+from monitor.types import FeedState, FeedUpdate, ItemWrite, Match
 
 Route = Callable[[Match], Sequence[str]]
 # Core tables for the hot path: bulk statements without the ORM's per-row bookkeeping.
@@ -190,7 +190,8 @@ class Store:
                 connection.execute(sa_insert(MATCHES), [
                     {"item_id": placed[id(write)][0], "rule": match.rule, "severity": match.severity,
                      "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet,
-                     "created_at": moment} for write, match in found])
+                     "highlights": [list(span) for span in match.highlights], "created_at": moment}
+                    for write, match in found])
                 item_ids = sorted({placed[id(write)][0] for write, _ in found})
                 match_ids = {(item_id, rule): match_id for match_id, item_id, rule in connection.execute(
                     sa_select(MATCHES.c.id, MATCHES.c.item_id, MATCHES.c.rule)
@@ -347,61 +348,3 @@ class Store:
         with Session(self.engine) as session:
             return [{"id": a.id, "rule": a.rule, "item_url": url, "channel": d.channel, "status": d.status,
                      "attempts": d.attempts, "last_error": d.last_error} for d, a, url in session.exec(query)]
-
-    def count_pending(self) -> int:
-        with Session(self.engine) as session:
-            return session.exec(select(func.count()).select_from(DeliveryRow)
-                                .where(DeliveryRow.status == "pending")).one()
-
-    # --- outbox ------------------------------------------------------------------------------
-
-    def claim_deliveries(self, channels: Sequence[str], now: datetime, lease: float, limit: int = 100) -> list[Alert]:
-        """Due pending deliveries to ``channels``, each claimed by one conditional UPDATE so
-        that two dispatchers never send the same delivery at once."""
-        moment = utc(now)
-        free = or_(col(DeliveryRow.claimed_until).is_(None), col(DeliveryRow.claimed_until) <= moment)
-        due = (select(DeliveryRow.id).where(DeliveryRow.status == "pending", col(DeliveryRow.channel).in_(channels),
-                                            DeliveryRow.next_attempt_at <= moment, free)
-               .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id)).limit(limit))
-        claimed: list[int] = []
-        with self.writing() as session:
-            for delivery_id in session.exec(due).all():
-                result = session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id, free)
-                                         .values(claimed_until=moment + timedelta(seconds=lease)))
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(delivery_id)  # type: ignore[arg-type]
-        return self._alerts(claimed)
-
-    def _alerts(self, delivery_ids: list[int]) -> list[Alert]:
-        if not delivery_ids:
-            return []
-        query = (sa_select(DeliveryRow, AlertRow, ItemRow, MatchRow, col(FeedRow.name))
-                 .join(AlertRow, col(AlertRow.id) == DeliveryRow.alert_id)
-                 .join(ItemRow, col(ItemRow.id) == AlertRow.item_id)
-                 .join(MatchRow, col(MatchRow.id) == AlertRow.match_id)
-                 .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
-                 .where(col(DeliveryRow.id).in_(delivery_ids)).order_by(col(DeliveryRow.id)))
-        with Session(self.engine) as session:
-            return [Alert(id=a.id, created_at=aware(a.created_at) or a.created_at, rule=a.rule,
-                          rule_title=a.rule_title, severity=a.severity, tags=tuple(a.tags), item_title=item.title,
-                          item_url=item.url, published_at=aware(item.published_at), feed=feed,
-                          terms=tuple(m.terms), entities=tuple(m.entities), snippet=m.snippet, channel=d.channel,
-                          delivery_id=d.id or 0, attempts=d.attempts)
-                    for d, a, item, m, feed in session.execute(query)]
-
-    def delivered(self, delivery_id: int, now: datetime) -> None:
-        with self.writing() as session:
-            session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)
-                            .values(status="delivered", delivered_at=utc(now), claimed_until=None,
-                                    attempts=DeliveryRow.attempts + 1, last_error=None))
-
-    def failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
-        """A failed attempt: retried at ``retry_at``, or ``dead`` when None."""
-        values: dict[str, Any] = {"attempts": DeliveryRow.attempts + 1, "last_error": error[:1000],
-                                  "claimed_until": None}
-        if retry_at is None:
-            values["status"] = "dead"
-        else:
-            values["next_attempt_at"] = utc(retry_at)
-        with self.writing() as session:
-            session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id).values(**values))

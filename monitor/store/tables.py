@@ -84,6 +84,7 @@ class MatchRow(SQLModel, table=True):
     terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     entities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     snippet: str = Field(default="", sa_column=Column(Text, nullable=False))
+    highlights: list[list[int]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(index=True)
 
 

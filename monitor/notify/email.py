@@ -1,0 +1,60 @@
+"""The email channel: SMTP with STARTTLS, implicit TLS or plain, optional auth; multipart text
+and HTML. One message per alert, or with ``digest`` one message per period listing them."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import aiosmtplib
+
+from monitor.config import ChannelSpec, reveal
+from monitor.notify.base import SendFailure
+from monitor.notify.payload import email_bodies, subject
+from monitor.types import Alert
+
+
+def message(alerts: Sequence[Alert], sender: str, to: Sequence[str]) -> EmailMessage:
+    text, html = email_bodies(alerts)
+    mail = EmailMessage()
+    mail["Subject"] = subject(alerts)
+    mail["From"] = sender
+    mail["To"] = ", ".join(to)
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    mail["X-Crisis-Monitor-Alerts"] = ", ".join(a.id for a in alerts)
+    mail.set_content(text)
+    mail.add_alternative(html, subtype="html")
+    return mail
+
+
+class EmailNotifier:
+    def __init__(self, channel: ChannelSpec, tls_context: ssl.SSLContext | None = None) -> None:
+        options = channel.options
+        self.options = options
+        self.digest: float | None = options.get("digest")
+        self.tls_context = tls_context
+
+    async def send(self, alert: Alert) -> SendFailure | None:
+        return await self.send_group([alert])
+
+    async def send_group(self, alerts: Sequence[Alert]) -> SendFailure | None:
+        o = self.options
+        mail = message(alerts, o["from"], o["to"])
+        username, password = o.get("username"), o.get("password")
+        try:
+            await aiosmtplib.send(mail, hostname=o["host"], port=o["port"], use_tls=o["tls"], start_tls=o["starttls"],
+                                  username=reveal(username) if username else None,
+                                  password=reveal(password) if password else None,
+                                  timeout=o["timeout"], tls_context=self.tls_context)
+        except aiosmtplib.SMTPResponseException as error:
+            # 4xx replies are temporary by definition; 5xx are permanent (bad recipient, refused).
+            return SendFailure(f"SMTP {error.code}: {error.message}", retryable=400 <= error.code < 500)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            return SendFailure(f"SMTP: {error}", retryable=True)
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,114 @@
+"""The outbox: deliveries claimed, sent, retried, postponed, declared dead, and retried by hand.
+
+A claim takes due pending deliveries in one write transaction: on PostgreSQL with
+``FOR UPDATE SKIP LOCKED`` so several daemons sharing the database never claim the same
+row; on SQLite the write transaction itself (BEGIN IMMEDIATE) makes the claim atomic.
+A claim is a lease: if the daemon dies mid-send, the delivery is claimable again when the
+lease runs out, and sent again with the same alert id (at-least-once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
+
+from monitor.store.repo import Store, aware, utc
+from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow
+from monitor.types import Alert
+
+DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def claim(self, channels: Sequence[str], now: datetime, lease: float, limit: int = 200) -> list[Alert]:
+        """Due pending deliveries to ``channels``, claimed for ``lease`` seconds."""
+        if not channels:
+            return []
+        moment = utc(now)
+        free = or_(DELIVERIES.c.claimed_until.is_(None), DELIVERIES.c.claimed_until <= moment)
+        due = (sa_select(DELIVERIES.c.id).where(DELIVERIES.c.status == "pending", DELIVERIES.c.channel.in_(channels),
+                                                DELIVERIES.c.next_attempt_at <= moment, free)
+               .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id).limit(limit))
+        with self.store.writing() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = list(session.execute(due).scalars())
+            if ids:
+                session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(ids))
+                                .values(claimed_until=moment + timedelta(seconds=lease)))
+        return self._alerts(ids)
+
+    def _alerts(self, delivery_ids: list[int]) -> list[Alert]:
+        if not delivery_ids:
+            return []
+        query = (sa_select(DeliveryRow, AlertRow, ItemRow, MatchRow, col(FeedRow.name))
+                 .join(AlertRow, col(AlertRow.id) == DeliveryRow.alert_id)
+                 .join(ItemRow, col(ItemRow.id) == AlertRow.item_id)
+                 .join(MatchRow, col(MatchRow.id) == AlertRow.match_id)
+                 .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
+                 .where(col(DeliveryRow.id).in_(delivery_ids)).order_by(col(DeliveryRow.id)))
+        with Session(self.store.engine) as session:
+            return [Alert(id=a.id, created_at=aware(a.created_at) or a.created_at, rule=a.rule,
+                          rule_title=a.rule_title, severity=a.severity, tags=tuple(a.tags), item_title=item.title,
+                          item_url=item.url, published_at=aware(item.published_at), feed=feed,
+                          terms=tuple(m.terms), entities=tuple(m.entities), snippet=m.snippet,
+                          highlights=tuple((int(x), int(y)) for x, y in m.highlights), channel=d.channel,
+                          delivery_id=d.id or 0, attempts=d.attempts)
+                    for d, a, item, m, feed in session.execute(query)]
+
+    def _set(self, ids: Sequence[int], **values: Any) -> None:
+        if ids:
+            with self.store.writing() as session:
+                session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(list(ids))).values(**values))
+
+    def delivered(self, ids: Sequence[int], now: datetime) -> None:
+        self._set(ids, status="delivered", delivered_at=utc(now), claimed_until=None,
+                  attempts=DELIVERIES.c.attempts + 1, last_error=None)
+
+    def failed(self, ids: Sequence[int], error: str, retry_at: datetime | None) -> None:
+        """A failed attempt: tried again at ``retry_at``, or ``dead`` when None (kept, visible, retryable)."""
+        values: dict[str, Any] = {"attempts": DELIVERIES.c.attempts + 1, "last_error": error[:1000],
+                                  "claimed_until": None}
+        if retry_at is None:
+            values["status"] = "dead"
+        else:
+            values["next_attempt_at"] = utc(retry_at)
+        self._set(ids, **values)
+
+    def postpone(self, ids: Sequence[int], until: datetime) -> None:
+        """Not an attempt: quiet hours, a digest period or a grouping window holds these back."""
+        self._set(ids, next_attempt_at=utc(until), claimed_until=None)
+
+    def retry(self, now: datetime, alert_id: str | None = None, dead: bool = False) -> int:
+        """Make dead (or one alert's undelivered) deliveries pending again; how many."""
+        query = update(DELIVERIES).where(DELIVERIES.c.status != "delivered")
+        if alert_id is not None:
+            query = query.where(DELIVERIES.c.alert_id == alert_id)
+        if dead:
+            query = query.where(DELIVERIES.c.status == "dead")
+        with self.store.writing() as session:
+            result = session.execute(query.values(status="pending", attempts=0, next_attempt_at=utc(now),
+                                                  claimed_until=None))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def recent(self, channel: str, since: datetime) -> dict[str, int]:
+        """Alerts per rule sent (or being sent) to ``channel`` since ``since``: for grouping."""
+        query = (sa_select(col(AlertRow.rule), func.count()).join(DeliveryRow, col(DeliveryRow.alert_id) == AlertRow.id)
+                 .where(col(DeliveryRow.channel) == channel, col(DeliveryRow.status) == "delivered",
+                        col(DeliveryRow.delivered_at) >= utc(since))
+                 .group_by(col(AlertRow.rule)))
+        with Session(self.store.engine) as session:
+            return {rule: int(count) for rule, count in session.execute(query)}
+
+    def pending(self) -> int:
+        with Session(self.store.engine) as session:
+            return int(session.execute(sa_select(func.count()).select_from(DELIVERIES)
+                                       .where(DELIVERIES.c.status == "pending")).scalar_one())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Route:
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     behaviour: str = ""
@@ -26,6 +28,8 @@ class Route:
 class Seen:
     path: str
     headers: dict[str, str]
+    body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,6 +57,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drip(route, headers, owner.stop_event)
             else:
                 self._send(route.status, headers, route.body)
+
+    def do_POST(self) -> None:  # the stdlib's name
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+        with owner.lock:
+            owner.posts.append(seen)
+            status, delay = owner.answer(seen)
+        if delay:
+            time.sleep(delay)
+        self._send(status, {"Content-Type": "text/plain"}, b"ok" if status < 300 else b"no")
+        if status < 300:
+            with owner.lock:
+                owner.acknowledged.append(seen)
 
     def _head(self, status: int, headers: dict[str, str], length: int) -> None:
         self.send_response(status)
@@ -84,11 +102,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
+        self.posts: list[Seen] = []
+        self.acknowledged: list[Seen] = []
+        self.lock = threading.Lock()
+        # (status, delay in seconds) for each POST; tests replace it to fail, slow down or recover
+        self.answer: Callable[[Seen], tuple[int, float]] = lambda _: (200, 0.0)
         self.stop_event = threading.Event()
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd = _Server(("127.0.0.1", port), _Handler)
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

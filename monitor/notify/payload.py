@@ -127,7 +127,7 @@ def subject(alerts: Sequence[Alert]) -> str:
     else:
         top = max(alerts, key=lambda a: ("info", "low", "medium", "high", "critical").index(a.severity))
         text = f"[{top.severity.upper()}] crisis-monitor: {len(alerts)} alerts"
-    return plain(text)[:250]
+    return plain(text)[:180]
 
 
 def _parts(alert: Alert) -> list[tuple[str, bool]]:

@@ -1,0 +1,204 @@
+"""Alert delivery against real receivers: a webhook server on 127.0.0.1 that fails, refuses or
+recovers; Slack's payload; a real SMTP server (aiosmtpd); dead deliveries retried by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import itertools
+import json
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from slack_sdk.models.blocks import Block
+
+from monitor.config import Config
+from monitor.daemon import Runtime
+from tests.conftest import run_cli
+from tests.feedserver import FeedServer, Route, Seen
+from tests.helpers import AlertRow, DeliveryRow, make_config, poll_once, rows
+from tests.test_payload import readme_verify
+from tests.test_store import VIOLATION, rss
+
+FAST = '[delivery]\nbackoff = "0.2s"\nmax_backoff = "0.5s"\nattempts = 30\n'
+
+
+def three_items(server: FeedServer, title: str = "Jets") -> str:
+    server.routes["/f"] = Route(rss(*[(f"g{n}", f"{title} {n}", f"https://n.example/{n}", VIOLATION)
+                                      for n in range(3)]))
+    return server.url("/f")
+
+
+def config_with(tmp_path: Path, feed: str, channel: str, extra: str = FAST) -> Config:
+    return make_config(tmp_path, {"f": feed}, extra=extra + channel)
+
+
+def deliver_until(config: Config, done: Callable[[], bool], seconds: float = 30) -> None:
+    async def loop() -> None:
+        async with Runtime(config) as runtime:
+            deadline = time.monotonic() + seconds
+            while not done() and time.monotonic() < deadline:
+                await runtime.dispatcher.run_once()
+                await asyncio.sleep(0.1)
+
+    asyncio.run(loop())
+
+
+def keys(seen: list[Seen]) -> Counter[str]:
+    return Counter(s.headers["idempotency-key"] for s in seen)
+
+
+def test_a_failing_then_recovering_receiver_gets_every_alert_once(feed_server: FeedServer, tmp_path: Path) -> None:
+    failures = {"left": 4}
+
+    def answer(_: Seen) -> tuple[int, float]:
+        failures["left"] -= 1
+        return (500 if failures["left"] >= 0 else 200), 0.0
+
+    feed_server.answer = answer
+    channel = (f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}"\n'
+               'secret = "${HOOK_SECRET}"\n')
+    text = "\n".join(["[monitor]", f'rules = "{Path(__file__).resolve().parent.parent / "rules"}"',
+                      "parse_workers = 0", f'database = "sqlite:///{tmp_path / "m.db"}"', FAST + channel,
+                      "[[feeds]]", 'name = "f"', f'url = "{three_items(feed_server)}"'])
+    from monitor.config import load
+
+    config = load(text, tmp_path / "config.toml", {"HOOK_SECRET": "s3cret"})
+    poll_once(config)
+    alert_ids = {a.id for a in rows(config, AlertRow)}
+    assert len(alert_ids) == 3
+    deliver_until(config, lambda: set(keys(feed_server.acknowledged)) == alert_ids)
+    assert keys(feed_server.acknowledged) == Counter(dict.fromkeys(alert_ids, 1))
+    assert len(feed_server.posts) >= 3 + 4
+    verify = readme_verify()
+    for seen in feed_server.posts:
+        headers = {"X-Crisis-Monitor-Timestamp": seen.headers["x-crisis-monitor-timestamp"],
+                   "X-Crisis-Monitor-Signature": seen.headers["x-crisis-monitor-signature"]}
+        assert verify(b"s3cret", headers, seen.body)
+        assert json.loads(seen.body)["id"] == seen.headers["idempotency-key"]
+    assert {d.status for d in rows(config, DeliveryRow)} == {"delivered"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_receiver_that_is_down_gets_everything_once_back(feed_server: FeedServer, tmp_path: Path) -> None:
+    port = free_port()
+    channel = f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:{port}/hook"\n'
+    config = config_with(tmp_path, three_items(feed_server), channel)
+    poll_once(config)  # every first attempt: connection refused
+    deliveries = rows(config, DeliveryRow)
+    assert [d.status for d in deliveries] == ["pending"] * 3
+    assert all("cannot connect" in (d.last_error or "") and d.attempts == 1 for d in deliveries)
+    receiver = FeedServer(port).start()
+    try:
+        deliver_until(config, lambda: len(keys(receiver.acknowledged)) == 3)
+        assert set(keys(receiver.acknowledged)) == {a.id for a in rows(config, AlertRow)}
+    finally:
+        receiver.close()
+
+
+def test_a_4xx_is_dead_at_once_and_alerts_retry_revives_it(feed_server: FeedServer, tmp_path: Path) -> None:
+    feed_server.answer = lambda _: (400, 0.0)
+    channel = f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}"\n'
+    config = config_with(tmp_path, three_items(feed_server), channel)
+    poll_once(config)
+    deliveries = rows(config, DeliveryRow)
+    assert [(d.status, d.attempts) for d in deliveries] == [("dead", 1)] * 3
+    assert all((d.last_error or "").startswith("HTTP 400") for d in deliveries)
+    listed = json.loads(run_cli("alerts", "list", "--status", "dead", "--format", "json",
+                                "--config", str(config.path)).stdout)
+    assert len(listed) == 3 and {row["status"] for row in listed} == {"dead"}
+    feed_server.answer = lambda _: (200, 0.0)
+    result = run_cli("alerts", "retry", "--dead", "--config", str(config.path))
+    assert result.returncode == 0 and "3 deliveries pending again" in result.stdout
+    deliver_until(config, lambda: len(feed_server.acknowledged) == 3)
+    assert {d.status for d in rows(config, DeliveryRow)} == {"delivered"}
+
+
+def test_slack_gets_escaped_block_kit_no_faster_than_one_a_second(feed_server: FeedServer, tmp_path: Path) -> None:
+    hostile = "&lt;!channel&gt; jets &amp; drones"  # in RSS: the title reads "<!channel> jets & drones"
+    channel = f'[[channels]]\nname = "slack"\ntype = "slack"\nurl = "{feed_server.url("/slack")}"\n'
+    config = config_with(tmp_path, three_items(feed_server, hostile), channel)
+    poll_once(config)
+    posts = feed_server.posts
+    assert len(posts) == 3
+    for seen in posts:
+        message: dict[str, Any] = json.loads(seen.body)
+        for block in message["blocks"]:
+            Block.parse(block).validate_json()
+        assert "<!channel>" not in seen.body.decode() and "&lt;!channel&gt; jets &amp; drones" in message["text"]
+    times = sorted(s.at for s in posts)
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, controller.port
+    controller.stop()
+
+
+def email_channel(port: int, extra: str = "") -> str:
+    return (f'[[channels]]\nname = "mail"\ntype = "email"\nhost = "127.0.0.1"\nport = {port}\n'
+            f'from = "crisis-monitor@example.org"\nto = ["duty@example.org"]\n{extra}')
+
+
+def test_email_is_multipart_with_the_documented_subject(feed_server: FeedServer, tmp_path: Path, smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, port = smtp
+    # Tags are stripped from feed text; what survives as text must still be escaped in HTML.
+    config = config_with(tmp_path, three_items(feed_server, "Jets &lt; 5 km &amp;gt; border"), email_channel(port))
+    poll_once(config)
+    assert len(inbox.messages) == 3
+    mail = inbox.messages[0]
+    assert mail["Subject"] == "[HIGH] Military aircraft or drone violates a state's airspace: Jets < 5 km > border 0"
+    assert mail["To"] == "duty@example.org" and mail.get_content_type() == "multipart/alternative"
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "https://n.example/" in text and "violated" in text
+    assert "Jets < 5" not in html and "Jets &lt; 5 km &gt; border" in html and "<b>" in html
+
+
+def test_email_digest_sends_one_message_per_period(feed_server: FeedServer, tmp_path: Path, smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, port = smtp
+    config = config_with(tmp_path, three_items(feed_server), email_channel(port, 'digest = "2s"\n'))
+    poll_once(config)
+    assert inbox.messages == [] or len(inbox.messages) == 1  # held until the period ends (unless it just did)
+    deliver_until(config, lambda: {d.status for d in rows(config, DeliveryRow)} == {"delivered"}, seconds=10)
+    alerts = {a.id for a in rows(config, AlertRow)}
+    listed = {i.strip() for m in inbox.messages for i in m["X-Crisis-Monitor-Alerts"].split(",")}
+    assert listed == alerts and len(inbox.messages) <= 2
+    assert any(m["Subject"] == "[HIGH] Military aircraft or drone violates a state's airspace: 3 alerts"
+               for m in inbox.messages) or len(inbox.messages) == 2
+
+
+def test_alerts_test_sends_through_the_real_channel(feed_server: FeedServer, tmp_path: Path) -> None:
+    channel = f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}"\n'
+    config = config_with(tmp_path, three_items(feed_server), channel)
+    result = run_cli("alerts", "test", "hook", "--config", str(config.path))
+    assert result.returncode == 0 and "accepted" in result.stdout
+    assert json.loads(feed_server.posts[0].body)["item"]["title"] == "crisis-monitor test alert"
+    feed_server.answer = lambda _: (404, 0.0)
+    result = run_cli("alerts", "test", "hook", "--config", str(config.path))
+    assert result.returncode == 1 and "HTTP 404" in result.stdout and "will not help" in result.stdout

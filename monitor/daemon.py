@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -38,6 +41,7 @@ from monitor.store.repo import Store
 log = logging.getLogger("monitor.daemon")
 
 WATCH_EVERY = 2.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DISPATCH_EVERY = 5.0
 
 
@@ -46,6 +50,20 @@ def load_active(config: Config) -> ActiveRules:
     specs, gazetteer = load_folder(config.rules)
     check_channels(specs, config.channels)
     return ActiveRules(RuleSet(specs, gazetteer), Router(config.channels, specs), pickle.dumps((specs, gazetteer)))
+
+
+def worker_init() -> None:
+    """In each parse worker: die with the daemon. A SIGKILLed daemon must not leave workers behind
+    (they would hold its stdout, and its journal stream, open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() == 1:  # the daemon died before prctl took effect
+            os._exit(0)
 
 
 def rules_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -67,8 +85,8 @@ class Runtime:
         self.store = Store(config.database)
         self.fetcher = Fetcher(config.http)
         # Parsing is the heaviest CPU step; worker processes give it the other cores.
-        self.parser = (ProcessPoolExecutor(config.parse_workers, mp_context=multiprocessing.get_context("forkserver"))
-                       if config.parse_workers else None)
+        self.parser = (ProcessPoolExecutor(config.parse_workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=worker_init) if config.parse_workers else None)
         self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, self.parser, clock=clock)
         self.outbox = Outbox(self.store)
         self.dispatcher = Dispatcher(config, self.outbox, clock)

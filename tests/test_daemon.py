@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,44 @@ def test_sighup_adds_a_feed(setup) -> None:  # type: ignore[no-untyped-def]
     daemon.process.send_signal(signal.SIGHUP)
     daemon.wait_for("config reloaded")
     daemon.wait_for("ALERT HIGH airspace-violation: Second feed jets")
+
+
+def test_kill_9_mid_delivery_loses_no_alert(feed_server: FeedServer, tmp_path: Path) -> None:
+    """The daemon, SIGKILLed while a webhook request is in flight, delivers everything after a
+    restart; only the request in flight may arrive twice, with the same Idempotency-Key."""
+    receiver = FeedServer().start()
+    try:
+        receiver.answer = lambda _: (200, 0.7)  # slow enough to be killed mid-request
+        feed_server.routes["/f"] = Route(rss(*[(f"k{n}", f"Jets {n}", f"https://n.example/k{n}", VIOLATION)
+                                               for n in range(6)]))
+        config = tmp_path / "config.toml"
+        config.write_text(f'[monitor]\nrules = "{ROOT / "rules"}"\nmin_interval = "1s"\n'
+                          f'[delivery]\nbackoff = "0.5s"\nmax_backoff = "1s"\n'
+                          f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url("/hook")}"\n'
+                          f'timeout = "2s"\n'
+                          f'[[feeds]]\nname = "f"\nurl = "{feed_server.url("/f")}"\ninterval = "1s"\n')
+        first = Daemon(config)
+        deadline = time.monotonic() + 30
+        while len(receiver.acknowledged) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the next request is in flight now
+        first.process.kill()
+        first.stop()
+        acknowledged_before = len(receiver.acknowledged)
+        assert 2 <= acknowledged_before < 6
+        second = Daemon(config)
+        try:
+            deadline = time.monotonic() + 60
+            while len({s.headers["idempotency-key"] for s in receiver.acknowledged}) < 6:
+                assert time.monotonic() < deadline, f"only {len(receiver.acknowledged)} delivered"
+                time.sleep(0.2)
+        finally:
+            assert second.stop() == 0
+        counts = Counter(s.headers["idempotency-key"] for s in receiver.acknowledged)
+        assert len(counts) == 6
+        assert sum(1 for n in counts.values() if n > 1) <= 1 and max(counts.values()) <= 2
+        for key, n in counts.items():
+            bodies = {s.body for s in receiver.acknowledged if s.headers["idempotency-key"] == key}
+            assert n == 1 or len(bodies) == 1  # a repeat is the same alert, byte for byte
+    finally:
+        receiver.close()

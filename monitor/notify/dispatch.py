@@ -22,6 +22,8 @@ from monitor.types import Alert
 
 log = logging.getLogger("monitor.deliver")
 
+PARALLEL = 8  # webhook requests in flight per channel
+
 
 def retry_delay(settings: DeliverySettings, attempts: int, retry_after: float | None, draw: float) -> float:
     """Seconds before the next attempt after ``attempts`` failures; ``draw`` in [0, 1) is the jitter
@@ -83,15 +85,36 @@ class Dispatcher:
         if channel.group_window:
             since = now - timedelta(seconds=channel.group_window)
             recent = await asyncio.to_thread(self.outbox.recent, name, since)
-        delivered = 0
+        sends: list[Send] = []
         for action in decide(channel, alerts, now, recent, groupable=channel.type != "webhook"):
-            ids = [a.delivery_id for a in action.alerts]
             if isinstance(action, Postpone):
-                await asyncio.to_thread(self.outbox.postpone, ids, action.until)
-                continue
-            assert isinstance(action, Send)
-            delivered += await self._send(channel, action)
+                await asyncio.to_thread(self.outbox.postpone, [a.delivery_id for a in action.alerts], action.until)
+            else:
+                sends.append(action)
+        if channel.type == "webhook":
+            return await self._send_parallel(channel, [a for s in sends for a in s.alerts])
+        delivered = 0
+        for send in sends:  # Slack's rate limit and SMTP sessions want one at a time
+            delivered += await self._send(channel, send)
         return delivered
+
+    async def _send_parallel(self, channel: ChannelSpec, alerts: list[Alert]) -> int:
+        """One request per alert, up to PARALLEL at once; successes recorded in one write."""
+        notifier = self.notifiers[channel.name]
+        limit = asyncio.Semaphore(PARALLEL)
+
+        async def one(alert: Alert) -> tuple[Alert, SendFailure | None]:
+            async with limit:
+                return alert, await notifier.send(alert)
+
+        results = await asyncio.gather(*(one(alert) for alert in alerts))
+        sent = [alert for alert, failure in results if failure is None]
+        if sent:
+            await self._record(channel, sent, None)
+        for alert, failure in results:
+            if failure is not None:
+                await self._record(channel, [alert], failure)
+        return len(sent)
 
     async def _send(self, channel: ChannelSpec, action: Send) -> int:
         notifier = self.notifiers[channel.name]

@@ -43,6 +43,9 @@ class Secret(str):
 
     @classmethod
     def of(cls, value: str, template: str = "***") -> Secret:
+        if isinstance(value, Secret):  # str(secret) is "***": never build a Secret from one
+            template = value.template if template == "***" else template
+            value = value.reveal()
         secret = cls(value)
         secret.template = template
         return secret

@@ -82,6 +82,7 @@ def test_environment_variables_are_expanded_and_kept_secret() -> None:
     assert isinstance(channel.options["secret"], Secret)
     assert channel.options["secret"].reveal() == "s3cr3t-value"
     assert channel.options["url"].reveal() == "https://hooks.example/abc"
+    assert Secret.of(channel.options["secret"]).reveal() == "s3cr3t-value"  # a Secret of a Secret keeps the value
     shown = f"{config!r} {channel!r} {channel.options['secret']} {config.feeds[0]!r} {config.feeds[0].display_url}"
     for secret in env.values():
         assert secret not in shown

@@ -202,3 +202,83 @@ def test_alerts_test_sends_through_the_real_channel(feed_server: FeedServer, tmp
     feed_server.answer = lambda _: (404, 0.0)
     result = run_cli("alerts", "test", "hook", "--config", str(config.path))
     assert result.returncode == 1 and "HTTP 404" in result.stdout and "will not help" in result.stdout
+
+
+# aiosmtpd warns about its own attribute while authenticating (its code, not ours)
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning")
+def test_email_over_starttls_with_auth(feed_server: FeedServer, tmp_path: Path) -> None:
+    """STARTTLS and AUTH against a real aiosmtpd server with a self-signed certificate."""
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import AuthResult
+
+    from monitor.commands import sample_alert
+    from monitor.config import load
+    from monitor.notify.email import EmailNotifier
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        logins.append((data.login, data.password))
+        ok = data.login == b"duty" and data.password == b"pa55word"
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535 itself
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_tls,
+                            require_starttls=True, authenticator=authenticate, auth_require_tls=True)
+    controller.start()
+    try:
+        text = (f'[[channels]]\nname = "mail"\ntype = "email"\nhost = "127.0.0.1"\nport = {controller.port}\n'
+                'starttls = true\nusername = "${SMTP_USER}"\npassword = "${SMTP_PASSWORD}"\n'
+                'from = "cm@example.org"\nto = ["duty@example.org"]\n')
+        config = load(text, tmp_path / "config.toml", {"SMTP_USER": "duty", "SMTP_PASSWORD": "pa55word"})
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        notifier = EmailNotifier(config.channels[0], tls_context=client_tls)
+        assert asyncio.run(notifier.send(sample_alert("mail"))) is None
+        assert logins == [(b"duty", b"pa55word")] and len(inbox.messages) == 1
+        bad = load(text, tmp_path / "config.toml", {"SMTP_USER": "duty", "SMTP_PASSWORD": "wrong"})
+        failure = asyncio.run(EmailNotifier(bad.channels[0], tls_context=client_tls).send(sample_alert("mail")))
+        assert failure is not None and not failure.retryable and "535" in failure.error
+        assert "wrong" not in failure.error
+    finally:
+        controller.stop()
+
+
+def test_a_rule_naming_an_unknown_channel_is_a_load_error(feed_server: FeedServer, tmp_path: Path) -> None:
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "rules", rules)
+    (rules / "routed.yaml").write_text("id: routed\ntitle: Routed\nseverity: high\nquery: jets\n"
+                                       "channels: [ops-pager]\n")
+    config = make_config(tmp_path, {"f": three_items(feed_server)}, rules=rules)
+    result = run_cli("poll", "--config", str(config.path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "routed.yaml" in result.stderr and "unknown channel 'ops-pager'" in result.stderr
+
+
+def test_secrets_never_reach_the_logs(feed_server: FeedServer, tmp_path: Path) -> None:
+    feed_server.answer = lambda _: (500, 0.0)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\nrules = "{Path(__file__).resolve().parent.parent / "rules"}"\nparse_workers = 0\n'
+                      f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}?token=${{TOKEN}}"\n'
+                      'secret = "${HOOK_SECRET}"\n'
+                      f'[[feeds]]\nname = "f"\nurl = "{three_items(feed_server)}"\n')
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TOKEN="tok-SECRET-1", HOOK_SECRET="hmac-SECRET-2", PYTHONIOENCODING="utf-8")
+    for args in (["poll"], ["alerts", "list"], ["feeds", "status", "--format", "json"], ["alerts", "test", "hook"]):
+        result = subprocess.run([sys.executable, "-m", "monitor", *args, "--config", str(config)], env=env,
+                                capture_output=True, text=True, timeout=120)
+        for secret in ("tok-SECRET-1", "hmac-SECRET-2"):
+            assert secret not in result.stdout + result.stderr, (args, secret)
+    assert any("token=tok-SECRET-1" in s.path for s in feed_server.posts)  # it was used, only not shown

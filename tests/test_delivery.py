@@ -268,7 +268,8 @@ def test_secrets_never_reach_the_logs(feed_server: FeedServer, tmp_path: Path) -
     feed_server.answer = lambda _: (500, 0.0)
     config = tmp_path / "config.toml"
     config.write_text(f'[monitor]\nrules = "{Path(__file__).resolve().parent.parent / "rules"}"\nparse_workers = 0\n'
-                      f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}?token=${{TOKEN}}"\n'
+                      f'[[channels]]\nname = "hook"\ntype = "webhook"\n'
+                      f'url = "{feed_server.url("/hook")}?token=${{TOKEN}}"\n'
                       'secret = "${HOOK_SECRET}"\n'
                       f'[[feeds]]\nname = "f"\nurl = "{three_items(feed_server)}"\n')
     import os

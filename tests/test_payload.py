@@ -160,3 +160,25 @@ def test_grouping_turns_a_burst_into_one_message() -> None:
     later = decide(channel, burst[2:], NOW + timedelta(seconds=600), {"airspace-violation": 2}, True)
     assert later == [Send(tuple(burst[2:]))]
     assert decide(channel, burst, NOW, {}, groupable=False) == [Send((a,)) for a in burst]  # webhooks
+
+
+def test_routing_by_severity_tags_and_rule_channels() -> None:
+    from monitor.routing import Router
+    from monitor.rules.loader import RuleSpec
+    from monitor.rules.query import parse
+
+    channels = [ChannelSpec("all", "console"), ChannelSpec("urgent", "console", min_severity="high"),
+                ChannelSpec("east", "console", tags=("nato-east",))]
+    specs = [RuleSpec(id="pinned", title="P", severity="low", query=parse("x"), channels=("east",))]
+    route = Router(channels, specs)
+    high = replace(ALERT, severity="high", tags=("airspace",))
+    assert route(_match(high)) == ["all", "urgent"]
+    assert route(_match(replace(high, severity="medium", tags=("nato-east",)))) == ["all", "east"]
+    assert route(_match(replace(high, rule="pinned", severity="info"))) == ["east"]
+
+
+def _match(alert: Alert):  # type: ignore[no-untyped-def]
+    from monitor.types import Match
+
+    return Match(alert.rule, alert.severity, alert.rule_title, alert.terms, alert.entities, alert.snippet,
+                 tags=alert.tags)

@@ -204,12 +204,50 @@ def test_alerts_test_sends_through_the_real_channel(feed_server: FeedServer, tmp
     assert result.returncode == 1 and "HTTP 404" in result.stdout and "will not help" in result.stdout
 
 
+def certificate(folder: Path):  # type: ignore[no-untyped-def]
+    """A self-signed certificate for 127.0.0.1 (made with openssl) and a server context using it."""
+    import ssl
+    import subprocess
+
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    return cert, server_tls
+
+
+def test_email_over_implicit_tls(tmp_path: Path) -> None:
+    import ssl
+
+    from monitor.commands import sample_alert
+    from monitor.config import load
+    from monitor.notify.email import EmailNotifier
+
+    cert, server_tls = certificate(tmp_path)
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ssl_context=server_tls)
+    controller.start()
+    try:
+        text = (f'[[channels]]\nname = "mail"\ntype = "email"\nhost = "127.0.0.1"\nport = {controller.port}\n'
+                'tls = true\nfrom = "cm@example.org"\nto = ["duty@example.org", "desk@example.org"]\n')
+        channel = load(text, tmp_path / "config.toml", {}).channels[0]
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        assert asyncio.run(EmailNotifier(channel, tls_context=client_tls).send(sample_alert("mail"))) is None
+        assert len(inbox.messages) == 1 and inbox.messages[0]["To"] == "duty@example.org, desk@example.org"
+        # without trusting the certificate, the send fails, and says so
+        failure = asyncio.run(EmailNotifier(channel).send(sample_alert("mail")))
+        assert failure is not None and "certificate" in failure.error.lower()
+    finally:
+        controller.stop()
+
+
 # aiosmtpd warns about its own attribute while authenticating (its code, not ours)
 @pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning")
 def test_email_over_starttls_with_auth(feed_server: FeedServer, tmp_path: Path) -> None:
     """STARTTLS and AUTH against a real aiosmtpd server with a self-signed certificate."""
     import ssl
-    import subprocess
 
     from aiosmtpd.smtp import AuthResult
 
@@ -217,12 +255,7 @@ def test_email_over_starttls_with_auth(feed_server: FeedServer, tmp_path: Path) 
     from monitor.config import load
     from monitor.notify.email import EmailNotifier
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
+    cert, server_tls = certificate(tmp_path)
     logins: list[tuple[bytes, bytes]] = []
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:

@@ -151,3 +151,27 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
 def test_a_missing_sqlite_folder_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         Store(f"sqlite:///{tmp_path}/nope/monitor.db")
+
+
+def test_two_dispatchers_never_claim_the_same_delivery(feed_server: FeedServer, tmp_path: Path,
+                                                       database: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor.store.outbox import Outbox
+
+    items = [(f"c{n}", f"Jets {n}", f"https://n.example/c{n}", VIOLATION) for n in range(40)]
+    feed_server.routes["/f"] = Route(rss(*items))
+    config = make_config(tmp_path, {"f": feed_server.url("/f")}, database,
+                         extra='[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/h"\n'
+                               '[delivery]\nbackoff = "1h"\n')
+    poll_once(config)  # 40 alerts; the receiver is down, so all stay pending (retry in an hour)
+    stores = [Store(config.database) for _ in range(4)]
+    try:
+        later = datetime.now(UTC) + timedelta(hours=3)
+        with ThreadPoolExecutor(4) as pool:
+            claims = list(pool.map(lambda s: Outbox(s).claim(["hook"], later, lease=60, limit=15), stores))
+        ids = [a.delivery_id for batch in claims for a in batch]
+        assert len(ids) == len(set(ids)) == 40
+    finally:
+        for store in stores:
+            store.close()

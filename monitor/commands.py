@@ -219,10 +219,13 @@ def alerts_test(config_path: str | None, name: str, out: TextIO) -> int:
 
     async def send() -> Any:
         notifier = build_notifier(channel, config.http.user_agent)
+        from monitor.daemon import settle
+
         try:
             return await notifier.send(sample_alert(name))
         finally:
             await notifier.close()
+            await settle()
 
     failure = asyncio.run(send())
     if failure is None:

@@ -52,6 +52,13 @@ def load_active(config: Config) -> ActiveRules:
     return ActiveRules(RuleSet(specs, gazetteer), Router(config.channels, specs), pickle.dumps((specs, gazetteer)))
 
 
+async def settle() -> None:
+    """Let closed connections finish closing: a transport's close completes on a later turn of
+    the loop, and a loop that ends first leaves it to the garbage collector (ResourceWarning)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 def worker_init() -> None:
     """In each parse worker: die with the daemon. A SIGKILLed daemon must not leave workers behind
     (they would hold its stdout, and its journal stream, open)."""
@@ -104,6 +111,7 @@ class Runtime:
         if self.parser is not None:
             self.parser.shutdown(wait=True, cancel_futures=True)
         self.store.close()
+        await settle()
 
     async def poll_all(self, feeds: list[FeedSpec]) -> list[PollSummary]:
         """One forced poll of each feed, concurrently, then deliver what they alerted."""

@@ -99,22 +99,21 @@ class Dispatcher:
         return delivered
 
     async def _send_parallel(self, channel: ChannelSpec, alerts: list[Alert]) -> int:
-        """One request per alert, up to PARALLEL at once; successes recorded in one write."""
+        """One request per alert, PARALLEL at a time; each wave's successes recorded in one write
+        before the next wave starts, so a crash can repeat only the requests in flight."""
         notifier = self.notifiers[channel.name]
-        limit = asyncio.Semaphore(PARALLEL)
-
-        async def one(alert: Alert) -> tuple[Alert, SendFailure | None]:
-            async with limit:
-                return alert, await notifier.send(alert)
-
-        results = await asyncio.gather(*(one(alert) for alert in alerts))
-        sent = [alert for alert, failure in results if failure is None]
-        if sent:
-            await self._record(channel, sent, None)
-        for alert, failure in results:
-            if failure is not None:
-                await self._record(channel, [alert], failure)
-        return len(sent)
+        delivered = 0
+        for start in range(0, len(alerts), PARALLEL):
+            wave = alerts[start:start + PARALLEL]
+            failures = await asyncio.gather(*(notifier.send(alert) for alert in wave))
+            sent = [alert for alert, failure in zip(wave, failures, strict=True) if failure is None]
+            if sent:
+                await self._record(channel, sent, None)
+            for alert, failure in zip(wave, failures, strict=True):
+                if failure is not None:
+                    await self._record(channel, [alert], failure)
+            delivered += len(sent)
+        return delivered
 
     async def _send(self, channel: ChannelSpec, action: Send) -> int:
         notifier = self.notifiers[channel.name]

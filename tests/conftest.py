@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -36,3 +37,11 @@ def feed_server():  # type: ignore[no-untyped-def]
     server = FeedServer().start()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage():  # type: ignore[no-untyped-def]
+    """Collect after each test, so a resource a test leaks (an unclosed socket) fails that test,
+    not whichever test the garbage collector happens to run in."""
+    yield
+    gc.collect()

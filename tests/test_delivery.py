@@ -51,6 +51,19 @@ def deliver_until(config: Config, done: Callable[[], bool], seconds: float = 30)
     asyncio.run(loop())
 
 
+def settled(coroutine: Any) -> Any:
+    """asyncio.run(coroutine), then a few turns of the loop so closed connections finish closing."""
+    from monitor.daemon import settle
+
+    async def run() -> Any:
+        try:
+            return await coroutine
+        finally:
+            await settle()
+
+    return asyncio.run(run())
+
+
 def keys(seen: list[Seen]) -> Counter[str]:
     return Counter(s.headers["idempotency-key"] for s in seen)
 
@@ -234,10 +247,10 @@ def test_email_over_implicit_tls(tmp_path: Path) -> None:
                 'tls = true\nfrom = "cm@example.org"\nto = ["duty@example.org", "desk@example.org"]\n')
         channel = load(text, tmp_path / "config.toml", {}).channels[0]
         client_tls = ssl.create_default_context(cafile=str(cert))
-        assert asyncio.run(EmailNotifier(channel, tls_context=client_tls).send(sample_alert("mail"))) is None
+        assert settled(EmailNotifier(channel, tls_context=client_tls).send(sample_alert("mail"))) is None
         assert len(inbox.messages) == 1 and inbox.messages[0]["To"] == "duty@example.org, desk@example.org"
         # without trusting the certificate, the send fails, and says so
-        failure = asyncio.run(EmailNotifier(channel).send(sample_alert("mail")))
+        failure = settled(EmailNotifier(channel).send(sample_alert("mail")))
         assert failure is not None and "certificate" in failure.error.lower()
     finally:
         controller.stop()
@@ -274,10 +287,10 @@ def test_email_over_starttls_with_auth(feed_server: FeedServer, tmp_path: Path) 
         config = load(text, tmp_path / "config.toml", {"SMTP_USER": "duty", "SMTP_PASSWORD": "pa55word"})
         client_tls = ssl.create_default_context(cafile=str(cert))
         notifier = EmailNotifier(config.channels[0], tls_context=client_tls)
-        assert asyncio.run(notifier.send(sample_alert("mail"))) is None
+        assert settled(notifier.send(sample_alert("mail"))) is None
         assert logins == [(b"duty", b"pa55word")] and len(inbox.messages) == 1
         bad = load(text, tmp_path / "config.toml", {"SMTP_USER": "duty", "SMTP_PASSWORD": "wrong"})
-        failure = asyncio.run(EmailNotifier(bad.channels[0], tls_context=client_tls).send(sample_alert("mail")))
+        failure = settled(EmailNotifier(bad.channels[0], tls_context=client_tls).send(sample_alert("mail")))
         assert failure is not None and not failure.retryable and "535" in failure.error
         assert "wrong" not in failure.error
     finally:

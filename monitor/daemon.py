@@ -18,6 +18,7 @@ import os
 import pickle
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -27,16 +28,20 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import metrics
 from monitor.config import Config, FeedSpec, load_file
-from monitor.errors import MonitorError, RuleSetError
+from monitor.errors import ConfigError, MonitorError, RuleSetError
 from monitor.feeds.fetch import Fetcher
 from monitor.notify.dispatch import Dispatcher
 from monitor.pipeline import ActiveRules, Pipeline, PollSummary, now_utc
 from monitor.routing import Router, check_channels
 from monitor.rules.engine import RuleSet
 from monitor.rules.loader import load_folder
+from monitor.sdnotify import SystemdNotifier
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
+from monitor.types import FEED_STATUSES
+from monitor.web import WebServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -131,6 +136,8 @@ class Daemon:
         self.running: set[asyncio.Task[object]] = set()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.reload_errors = 0
+        self.systemd = SystemdNotifier()
+        self.web: WebServer | None = None
 
     async def run(self) -> int:
         config = load_file(self.config_path)
@@ -140,23 +147,80 @@ class Daemon:
             for spec in config.feeds:
                 self._schedule(spec, runtime.store.next_poll_at(spec.name) or now_utc())
             self.scheduler.start()
+            web = await self._start_web(config)
             log.info("started", extra={"event": "start", "feeds": len(config.feeds),
                                        "rules": len(runtime.active.rule_set.rules),
                                        "database": config.display_database})
-            tasks = [asyncio.create_task(self._dispatch_loop()), asyncio.create_task(self._watch_rules())]
+            self.systemd.ready(await self.status())
+            tasks = [asyncio.create_task(self._dispatch_loop()), asyncio.create_task(self._watch_rules()),
+                     asyncio.create_task(self._watchdog())]
             await self.stopping.wait()
+            self.systemd.stopping()
+            if web is not None:
+                await web.close()
             await self._stop(tasks)
+        self.systemd.close()
         log.info("stopped", extra={"event": "stop"})
         return 0
+
+    # --- health, metrics, systemd ------------------------------------------------------------
+
+    async def status(self) -> str:
+        """One line for `systemctl status`: feeds, failing ones, pending alerts."""
+        feeds = await asyncio.to_thread(self.runtime.store.feeds)
+        configured = {f.name for f in self.runtime.config.feeds}
+        failing = sum(1 for f in feeds if f["name"] in configured and f["status"] in ("error", "gone"))
+        pending = await asyncio.to_thread(self.runtime.outbox.pending)
+        return f"{len(configured)} feeds ({failing} failing), {pending} alerts pending"
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 from the loop itself: if the loop hangs, the pings stop and systemd restarts us."""
+        interval = self.systemd.watchdog_interval or 30.0
+        while not self.stopping.is_set():
+            try:
+                status = await asyncio.wait_for(self.status(), interval)
+            except Exception:  # the database is slow or down: still alive, say so
+                status = "database not answering"
+            self.systemd.watchdog(status)
+            await asyncio.sleep(interval)
+
+    async def healthy(self) -> bool:
+        return await asyncio.to_thread(self.runtime.store.ping)
+
+    async def refresh_metrics(self) -> None:
+        metrics.OUTBOX.set(await asyncio.to_thread(self.runtime.outbox.pending))
+        feeds = await asyncio.to_thread(self.runtime.store.feeds)
+        configured = {f.name for f in self.runtime.config.feeds}
+        counts = Counter(f["status"] for f in feeds if f["name"] in configured)
+        for status in FEED_STATUSES:
+            metrics.FEEDS.labels(status).set(counts.get(status, 0))
+
+    async def _start_web(self, config: Config) -> WebServer | None:
+        if not config.web_listen:
+            return None
+        web = WebServer(config.web_listen, self.healthy, self.refresh_metrics)
+        try:
+            await web.start()
+        except OSError as error:
+            raise ConfigError(f"{config.path}: web.listen: cannot listen on {config.web_listen}: {error.strerror}",
+                              "use a free port, or remove [web] listen") from None
+        self.web = web
+        return web
 
     # --- jobs --------------------------------------------------------------------------------
 
     def _schedule(self, spec: FeedSpec, when: datetime) -> None:
+        """Run the feed's job at ``when`` (the poll's own jittered, adaptive next_poll_at), then every
+        interval as a fallback should a poll end without rescheduling. No trigger jitter on top:
+        schedule.jitter already spread ``when`` by ±10%, and a new feed is polled at once."""
         interval = spec.interval or self.runtime.config.poll_interval
-        trigger = IntervalTrigger(seconds=interval, start_date=max(when, now_utc()), timezone=UTC,
-                                  jitter=min(interval * 0.1, 30))
+        first = max(when, now_utc())
+        # next_run_time sets the first run itself: an IntervalTrigger whose start_date is already a
+        # moment past would otherwise wait a whole interval.
+        trigger = IntervalTrigger(seconds=interval, start_date=first, timezone=UTC)
         self.scheduler.add_job(self._poll_job, trigger, args=[spec.name], id=spec.name, name=f"poll {spec.name}",
-                               replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=None)
+                               next_run_time=first, replace_existing=True, coalesce=True, max_instances=1,
+                               misfire_grace_time=None)
 
     async def _poll_job(self, name: str) -> None:
         task = asyncio.current_task()
@@ -210,12 +274,14 @@ class Daemon:
             active = load_active(config)
         except RuleSetError as error:
             self.reload_errors += 1
+            metrics.RELOAD_ERRORS.inc()
             for problem in error.errors:
                 log.error("rule reload failed: %s", problem, extra={"event": "reload_error"})
             log.error("the previous rules stay in force (%d rules)", len(self.runtime.active.rule_set.rules))
             return False
         except MonitorError as error:
             self.reload_errors += 1
+            metrics.RELOAD_ERRORS.inc()
             log.error("rule reload failed: %s; the previous rules stay in force", error)
             return False
         self.runtime.active = active
@@ -228,6 +294,7 @@ class Daemon:
             config = load_file(self.config_path)
         except MonitorError as error:
             self.reload_errors += 1
+            metrics.RELOAD_ERRORS.inc()
             log.error("config reload failed: %s; the previous config stays in force", error)
             return
         old = self.runtime.config

@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from monitor import metrics
 from monitor.config import Config, FeedSpec
 from monitor.dedupe import Known, document_hash, newly_matched, plan, story_key, too_old
 from monitor.feeds.fetch import Fetcher, FetchResult
@@ -208,6 +209,14 @@ class Pipeline:
         router = self.rules().router
         record: PollRecord = await asyncio.to_thread(self.store.record, state.id, update, writes, router, now)
         timings["store"] = time.perf_counter() - started
+        metrics.POLLS.labels(update.status).inc()
+        if "fetch" in timings:
+            metrics.FETCH_SECONDS.observe(timings["fetch"])
+        metrics.ITEMS.inc(record.new_items)
+        metrics.ALERTS.inc(record.alerts)
+        for write in writes:
+            for match in write.matches:
+                metrics.MATCHES.labels(match.rule).inc()
         summary = PollSummary(spec.name, update.status, record.new_items, record.updated_items, record.matches,
                               record.alerts, update.last_error or "", update.warning or "", update.next_poll_at,
                               timings)

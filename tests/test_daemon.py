@@ -172,3 +172,106 @@ def test_kill_9_mid_delivery_loses_no_alert(feed_server: FeedServer, tmp_path: P
             assert len({s.body for s in receiver.posts if s.headers["idempotency-key"] == key}) == 1
     finally:
         receiver.close()
+
+
+def test_systemd_notify_ready_watchdog_and_stopping(feed_server: FeedServer, tmp_path: Path) -> None:
+    """Against a real unix datagram socket standing in for systemd."""
+    import socket as sockets
+
+    listener = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+    path = str(tmp_path / "notify.sock")
+    listener.bind(path)
+    listener.settimeout(20)
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION)))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\nrules = "{ROOT / "rules"}"\n'
+                      f'[[feeds]]\nname = "f"\nurl = "{feed_server.url("/f")}"\n')
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(config)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        messages = [listener.recv(4096).decode()]
+        assert messages[0].startswith("READY=1\nSTATUS=1 feeds (")
+        watchdogs = []
+        while len(watchdogs) < 3:
+            message = listener.recv(4096).decode()
+            if message.startswith("WATCHDOG=1"):
+                watchdogs.append(message)
+        assert "alerts pending" in watchdogs[-1]
+        process.send_signal(signal.SIGTERM)
+        while not (message := listener.recv(4096).decode()).startswith("STOPPING=1"):
+            pass
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        listener.close()
+
+
+def test_health_and_metrics_endpoint_and_json_logs(feed_server: FeedServer, tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    from tests.test_delivery import free_port
+
+    port = free_port()
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION)))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\nrules = "{ROOT / "rules"}"\nlog_format = "json"\n'
+                      f'[web]\nlisten = "127.0.0.1:{port}"\n'
+                      f'[[feeds]]\nname = "f"\nurl = "{feed_server.url("/f")}"\n')
+    daemon = Daemon(config)
+    try:
+        line = daemon.wait_for('"event": "poll"')
+        event = json.loads(line.removeprefix("err: "))
+        wanted = ("feed", "status", "new_items", "matches")
+        assert {k: event[k] for k in wanted} == {"feed": "f", "status": "ok", "new_items": 1, "matches": 1}
+        assert isinstance(event["duration"], float) and event["level"] == "info" and event["ts"].endswith("Z")
+        daemon.wait_for('"event": "delivery"')
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200 and answer.read() == b"ok\n"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        for expected in ('crisis_monitor_polls_total{status="ok"} 1.0', "crisis_monitor_items_total 1.0",
+                         'crisis_monitor_matches_total{rule="airspace-violation"} 1.0',
+                         'crisis_monitor_deliveries_total{channel="console",status="delivered"} 1.0',
+                         "crisis_monitor_outbox_pending 0.0", "crisis_monitor_fetch_seconds_count 1.0",
+                         "crisis_monitor_rule_reload_errors_total 0.0", 'crisis_monitor_feeds{status="ok"} 1.0'):
+            assert expected in text, expected
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_health_says_503_when_the_database_does_not_answer() -> None:
+    import asyncio
+    import urllib.error
+    import urllib.request
+
+    from monitor.web import WebServer
+
+    async def scenario() -> list[int]:
+        async def broken() -> bool:
+            raise OSError("database is locked")
+
+        async def slow() -> bool:
+            await asyncio.sleep(10)
+            return True
+
+        async def nothing() -> None:
+            return None
+
+        codes = []
+        for check in (broken, slow):
+            web = WebServer("127.0.0.1:0", check, nothing)
+            await web.start()
+            try:
+                await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{web.port}/healthz", None, 5)
+            except urllib.error.HTTPError as error:
+                codes.append(error.code)
+                error.close()
+            finally:
+                await web.close()
+        return codes
+
+    assert asyncio.run(scenario()) == [503, 503]

@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from monitor import metrics
 from monitor.config import ChannelSpec, Config, DeliverySettings
 from monitor.notify.base import Notifier, SendFailure
 from monitor.notify.policy import Postpone, Send, decide
@@ -138,6 +139,7 @@ class Dispatcher:
         now = self.clock()
         ids = [a.delivery_id for a in alerts]
         if failure is None:
+            metrics.DELIVERIES.labels(channel.name, "delivered").inc(len(ids))
             await asyncio.to_thread(self.outbox.delivered, ids, now)
             for alert in alerts:
                 log.info("delivered", extra={"event": "delivery", "channel": channel.name, "alert": alert.id,
@@ -148,6 +150,7 @@ class Dispatcher:
         if failure.retryable and attempts < self.settings.attempts:
             retry_at = now + timedelta(seconds=retry_delay(self.settings, attempts, failure.retry_after,
                                                            random.random()))
+        metrics.DELIVERIES.labels(channel.name, "retry" if retry_at else "dead").inc(len(ids))
         await asyncio.to_thread(self.outbox.failed, ids, failure.error, retry_at)
         for alert in alerts:
             log.warning("delivery failed", extra={

@@ -116,6 +116,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return commands.alerts_list(args.config, args.status, args.format, sys.stdout)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(_rules_dir(args.rules), packaged("seeds") if not Path("seeds").is_dir() else Path("seeds"),
+                    sys.stdout)
+
+
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $CRISIS_MONITOR_CONFIG, else "
                         "./config.toml, else /etc/crisis-monitor/config.toml)")
@@ -157,6 +164,14 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         sub.set_defaults(handler=cmd_feeds)
     for sub in (listing, status):
         _format_option(sub)
+
+    demo = commands.add_parser("demo", help="offline end-to-end run: the seed corpus as a local feed, polled, "
+                               "alerts to the console and a local webhook",
+                               description="Serve the seed corpus as an RSS feed on 127.0.0.1, poll it with the "
+                               "rules into a temporary database, deliver to the console and to a local webhook "
+                               "receiver that checks every signature, and print the alerts. Offline; keeps nothing.")
+    demo.add_argument("--rules", metavar="DIR", help="rules folder (default: ./rules, else the shipped rules)")
+    demo.set_defaults(handler=cmd_demo)
 
     items = commands.add_parser("items", help="what was ingested", description="Stored items, newest first.")
     item_commands = items.add_subparsers(dest="items_command", metavar="SUBCOMMAND", required=True)

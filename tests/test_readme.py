@@ -19,9 +19,8 @@ def examples() -> list[str]:
         text = block.replace("\\\n", " ")
         for line in text.splitlines():
             line = line.strip().split("&& ")[-1].removeprefix(".venv/bin/")
-            if line.startswith("crisis-monitor ") and line.removeprefix("crisis-monitor ").startswith(OFFLINE):
-                commands.append(line)
-            elif "| crisis-monitor " in line:
+            offline = line.startswith("crisis-monitor ") and line.removeprefix("crisis-monitor ").startswith(OFFLINE)
+            if offline or "| crisis-monitor " in line:
                 commands.append(line)
     return commands
 

@@ -60,6 +60,7 @@ def settled(coroutine: Any) -> Any:
             return await coroutine
         finally:
             await settle()
+            await asyncio.sleep(0.3)  # a TLS transport's close waits for the peer's close_notify
 
     return asyncio.run(run())
 

@@ -46,6 +46,9 @@ from monitor.web import WebServer
 log = logging.getLogger("monitor.daemon")
 
 WATCH_EVERY = 2.0
+# What a reload cannot change in a running daemon, with the names users know them by.
+RESTART_KEYS = {"database": "[monitor] database", "parse_workers": "[monitor] parse_workers",
+                "http": "[http]", "web_listen": "[web] listen"}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DISPATCH_EVERY = 5.0
 
@@ -298,12 +301,14 @@ class Daemon:
             log.error("config reload failed: %s; the previous config stays in force", error)
             return
         old = self.runtime.config
-        for key in ("database", "http"):
+        for key, name in RESTART_KEYS.items():
             if getattr(config, key) != getattr(old, key):
-                log.warning("[monitor] %s / [http] changes take effect after a restart", key)
+                log.warning("%s changed: it takes effect after a restart (systemctl restart crisis-monitor)", name)
         if not self.reload_rules(config):
             return
-        config = replace(config, database=old.database, http=old.http)
+        config = replace(config, **{key: getattr(old, key) for key in RESTART_KEYS})
+        if (config.channels, config.delivery) != (old.channels, old.delivery):
+            asyncio.get_running_loop().create_task(self._swap_dispatcher(config))
         self.runtime.config = self.runtime.pipeline.config = config
         self.runtime.store.sync_feeds(config.feeds, now_utc(), config.poll_interval)
         names = {f.name for f in config.feeds}
@@ -313,6 +318,14 @@ class Daemon:
         for spec in config.feeds:
             self._schedule(spec, self.runtime.store.next_poll_at(spec.name) or now_utc())
         log.info("config reloaded", extra={"event": "reload", "feeds": len(config.feeds)})
+
+    async def _swap_dispatcher(self, config: Config) -> None:
+        """New channels, routes or retry settings: a new dispatcher; the old one's clients close."""
+        old = self.runtime.dispatcher
+        self.runtime.dispatcher = Dispatcher(config, self.runtime.outbox, self.runtime.clock)
+        self.wake_dispatcher.set()
+        await old.close()
+        log.info("channels reloaded", extra={"event": "reload", "channels": len(config.channels)})
 
     # --- signals and stop --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ feeds added by SIGHUP, and a graceful SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -275,3 +276,23 @@ def test_health_says_503_when_the_database_does_not_answer() -> None:
         return codes
 
     assert asyncio.run(scenario()) == [503, 503]
+
+
+def test_sighup_adds_a_channel(setup) -> None:  # type: ignore[no-untyped-def]
+    daemon, server, config, _ = setup
+    daemon.wait_for("ALERT HIGH airspace-violation")
+    receiver = FeedServer().start()
+    try:
+        config.write_text(config.read_text() + f'[[channels]]\nname = "console"\ntype = "console"\n'
+                          f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url("/hook")}"\n')
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for("channels reloaded")
+        server.routes["/f"] = Route(rss(("g9", "Jets again", "https://n.example/9", VIOLATION)))
+        daemon.wait_for("ALERT HIGH airspace-violation: Jets again")
+        deadline = time.monotonic() + 20
+        while not receiver.acknowledged:
+            assert time.monotonic() < deadline, "the new channel got nothing"
+            time.sleep(0.1)
+        assert json.loads(receiver.acknowledged[0].body)["item"]["title"] == "Jets again"
+    finally:
+        receiver.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -60,10 +61,16 @@ def emit(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, out: Text
     return 0
 
 
-def _store(config: Config) -> Any:
+@contextmanager
+def _opened(config: Config) -> Iterator[Any]:
+    """The store of ``config``'s database, closed afterwards."""
     from monitor.store.repo import Store
 
-    return Store(config.database)
+    store = Store(config.database)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def run(config_path: str | None) -> int:
@@ -107,11 +114,8 @@ def feeds_list(config_path: str | None, fmt: str, out: TextIO) -> int:
 
 def feeds_status(config_path: str | None, fmt: str, out: TextIO) -> int:
     config = load_file(config_path)
-    store = _store(config)
-    try:
+    with _opened(config) as store:
         stored = {row["name"]: row for row in store.feeds()}
-    finally:
-        store.close()
     rows = []
     for spec in config.feeds:
         row = stored.get(spec.name, {})
@@ -152,29 +156,23 @@ def feeds_export(config_path: str | None, out: TextIO) -> int:
     return 0
 
 
-def _query(config_path: str | None, query: Callable[[Any], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The rows ``query(store)`` gives, from the database of the config file."""
-    store = _store(load_file(config_path))
-    try:
-        return query(store)
-    finally:
-        store.close()
-
-
 def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO) -> int:
     moment = _since(since)
-    rows = _query(config_path, lambda store: store.items(moment, feed))
+    with _opened(load_file(config_path)) as store:
+        rows = store.items(moment, feed)
     return emit(rows, ["id", "feed", "first_seen_at", "title", "url"], fmt, out)
 
 
 def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO) -> int:
     moment = _since(since)
-    rows = _query(config_path, lambda store: store.matches(moment, rule))
+    with _opened(load_file(config_path)) as store:
+        rows = store.matches(moment, rule)
     return emit(rows, ["created_at", "rule", "severity", "terms", "item"], fmt, out)
 
 
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO) -> int:
-    rows = _query(config_path, lambda store: store.alerts(status))
+    with _opened(load_file(config_path)) as store:
+        rows = store.alerts(status)
     return emit(rows, ["id", "rule", "channel", "status", "attempts", "last_error", "item_url"], fmt, out)
 
 
@@ -184,7 +182,8 @@ def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out:
     if not alert_id and not dead:
         raise InputError("alerts retry: say which: an alert ID, or --dead for every dead delivery",
                          "see the ids with: crisis-monitor alerts list --status dead")
-    count = _query(config_path, lambda store: [{"n": Outbox(store).retry(datetime.now(UTC), alert_id, dead)}])[0]["n"]
+    with _opened(load_file(config_path)) as store:
+        count = Outbox(store).retry(datetime.now(UTC), alert_id, dead)
     if alert_id and not count:
         raise InputError(f"alerts retry: no undelivered delivery of alert {alert_id}",
                          "see the ids with: crisis-monitor alerts list")

@@ -138,7 +138,6 @@ class Daemon:
         self.wake_dispatcher = asyncio.Event()
         self.running: set[asyncio.Task[object]] = set()
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.reload_errors = 0
         self.systemd = SystemdNotifier()
         self.web: WebServer | None = None
 
@@ -276,14 +275,12 @@ class Daemon:
         try:
             active = load_active(config)
         except RuleSetError as error:
-            self.reload_errors += 1
             metrics.RELOAD_ERRORS.inc()
             for problem in error.errors:
                 log.error("rule reload failed: %s", problem, extra={"event": "reload_error"})
             log.error("the previous rules stay in force (%d rules)", len(self.runtime.active.rule_set.rules))
             return False
         except MonitorError as error:
-            self.reload_errors += 1
             metrics.RELOAD_ERRORS.inc()
             log.error("rule reload failed: %s; the previous rules stay in force", error)
             return False
@@ -296,7 +293,6 @@ class Daemon:
         try:
             config = load_file(self.config_path)
         except MonitorError as error:
-            self.reload_errors += 1
             metrics.RELOAD_ERRORS.inc()
             log.error("config reload failed: %s; the previous config stays in force", error)
             return

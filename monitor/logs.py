@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.types import iso
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
 
@@ -38,7 +40,7 @@ class TextFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+        data = {"ts": iso(datetime.fromtimestamp(record.created, UTC)),
                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
                 **fields(record)}
         if record.exc_info:

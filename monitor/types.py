@@ -7,9 +7,17 @@ this module holds what crosses module boundaries as plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as ISO 8601 in UTC with a ``Z`` (a naive time is taken to be UTC already)."""
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
 FIELDS = ("title", "summary", "content")
 
 

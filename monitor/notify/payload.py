@@ -12,21 +12,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.notify.base import plain
-from monitor.types import Alert
+from monitor.types import Alert, iso
 
 _templates = Environment(loader=PackageLoader("monitor.notify", "templates"),
                          autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def webhook_document(alert: Alert) -> dict[str, Any]:

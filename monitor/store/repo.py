@@ -27,7 +27,7 @@ from monitor.config import FeedSpec, reveal
 from monitor.dedupe import Known
 from monitor.store.schema import open_engine
 from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
-from monitor.types import FeedState, FeedUpdate, ItemWrite, Match
+from monitor.types import FeedState, FeedUpdate, ItemWrite, Match, iso
 
 Route = Callable[[Match], Sequence[str]]
 # Core tables for the hot path: bulk statements without the ORM's per-row bookkeeping.
@@ -44,11 +44,6 @@ def utc(moment: datetime) -> datetime:
 
 def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
-def iso(moment: datetime | None) -> str | None:
-    value = aware(moment)
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,25 @@ No database and no network: documents come from files, matches go to a stream.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, TextIO
 
+from monitor.errors import InputError
 from monitor.rules.engine import RuleSet
 from monitor.rules.loader import load_folder
 from monitor.types import Document, Match
 
 _BOLD, _RESET = "\033[1m", "\033[0m"
+# Documents per task handed to a worker process; an input shorter than this is matched in-process.
+_CHUNK = 250
+_worker_rules: RuleSet | None = None  # a forked worker's copy of the compiled rules
 
 
 def load_rules(directory: Path) -> RuleSet:
@@ -56,6 +66,80 @@ def _write_text(out: TextIO, doc: Document, matches: list[Match], color: bool) -
         out.write(f"  {highlight(match.snippet, match.highlights, color)}\n\n")
 
 
+def _chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    try:
+        for doc in documents:
+            chunk.append(doc)
+            if len(chunk) == _CHUNK:
+                yield chunk
+                chunk = []
+    except InputError:
+        if chunk:
+            yield chunk  # the documents read before a bad line are still matched
+        raise
+    if chunk:
+        yield chunk
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _match_chunk(chunk: list[Document]) -> list[list[Match]]:
+    assert _worker_rules is not None
+    return [_worker_rules.match(doc) for doc in chunk]
+
+
+def match_documents(rule_set: RuleSet, documents: Iterable[Document],
+                    workers: int | None = None) -> Iterator[tuple[Document, list[Match]]]:
+    """Each document with its matches, in input order.
+
+    An input longer than one chunk is matched by forked worker processes (one per
+    usable core), which inherit the compiled rules, while this process reads the
+    documents and writes the results. An InputError comes after every document before it.
+    """
+    workers = _usable_cores() if workers is None else workers
+    chunks = _chunks(documents)
+    first = next(chunks, [])
+    rest = chain([first], chunks)
+    if workers < 2 or len(first) < _CHUNK or "fork" not in multiprocessing.get_all_start_methods():
+        for chunk in rest:
+            for doc in chunk:
+                yield doc, rule_set.match(doc)
+    else:
+        yield from _match_in_workers(rule_set, rest, workers)
+
+
+def _match_in_workers(rule_set: RuleSet, chunks: Iterator[list[Document]],
+                      workers: int) -> Iterator[tuple[Document, list[Match]]]:
+    global _worker_rules
+    pending: deque[tuple[list[Document], AsyncResult[list[list[Match]]]]] = deque()
+    failure: InputError | None = None
+    _worker_rules = rule_set
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, _ignore_interrupts) as pool:
+            try:
+                for chunk in chunks:
+                    pending.append((chunk, pool.apply_async(_match_chunk, (chunk,))))
+                    while len(pending) > 2 * workers:
+                        done, result = pending.popleft()
+                        yield from zip(done, result.get(), strict=True)
+            except InputError as error:
+                failure = error
+            while pending:
+                done, result = pending.popleft()
+                yield from zip(done, result.get(), strict=True)
+    finally:
+        _worker_rules = None
+    if failure is not None:
+        raise failure
+
+
 def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
     """Match every document of ``paths``; write them to ``out`` in ``fmt``."""
     from monitor.documents import read_documents
@@ -64,8 +148,7 @@ def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
     color = fmt == "text" and out.isatty()
     documents = matched = total_matches = 0
     records: list[dict[str, Any]] = []
-    for doc in read_documents(paths):
-        matches = rule_set.match(doc)
+    for doc, matches in match_documents(rule_set, read_documents(paths)):
         documents += 1
         matched += bool(matches)
         total_matches += len(matches)

@@ -18,11 +18,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate, compress, count
+from operator import add
 
-TOKEN_RE = re.compile(r"[^\W_]+")
+# A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
+_SEPARATOR_RE = re.compile(r"[\W_]")
+_ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 
 _DROP_RE = re.compile(
     r"<(script|style|template|noscript|head)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)",
@@ -95,9 +98,20 @@ def normalize(raw: str) -> str:
     return fold(display_text(raw))
 
 
+def spaced(normalised: str) -> str:
+    """``normalised`` with every separator character turned into one space.
+
+    Same length as its input, so a token's offsets are the same in both, and its
+    ``split()`` is the list of tokens. ASCII text takes ``str.translate``'s fast path.
+    """
+    if normalised.isascii():
+        return normalised.translate(_ASCII_SEPARATORS)
+    return _SEPARATOR_RE.sub(" ", normalised)
+
+
 def tokens(normalised: str) -> list[str]:
     """The tokens of normalised text, in order."""
-    return TOKEN_RE.findall(normalised)
+    return spaced(normalised).split()
 
 
 def query_tokens(word: str) -> list[str]:
@@ -111,30 +125,29 @@ class Field:
 
     display: str
     normalised: str
+    spaced: str
     tokens: list[str]
-    _offsets: list[tuple[int, int]] | None = field(default=None, repr=False)
+    _starts: list[int] | None = field(default=None, repr=False)
     _char_map: list[int] | None = field(default=None, repr=False)
-    _finder: Iterator[re.Match[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
-        shown = display_text(raw) if raw else ""
+        if not raw:
+            return cls("", "", "", [])
+        shown = display_text(raw)
         normal = fold(shown)
-        return cls(shown, normal, TOKEN_RE.findall(normal))
+        separated = spaced(normal)
+        return cls(shown, normal, separated, separated.split())
 
-    def token_offsets(self, upto: int | None = None) -> list[tuple[int, int]]:
-        """(start, end) of tokens in the normalised text, at least up to index ``upto``.
-
-        Computed on first use and only as far as asked: snippets need the first hits only.
-        """
-        if self._offsets is None or self._finder is None:
-            self._offsets = []
-            self._finder = TOKEN_RE.finditer(self.normalised)
-        want = len(self.tokens) if upto is None else min(upto + 1, len(self.tokens))
-        offsets, finder = self._offsets, self._finder
-        while len(offsets) < want:
-            offsets.append(next(finder).span())
-        return offsets
+    def token_starts(self) -> list[int]:
+        """The offset in the normalised text where each token starts; computed on first use."""
+        if self._starts is None:
+            # In ``spaced`` every separator is one space, so split(" ") yields each token and an
+            # empty string per extra space; element j starts at (lengths before it) + j.
+            parts = self.spaced.split(" ")
+            offsets = map(add, accumulate(map(len, parts), initial=0), count())
+            self._starts = list(compress(offsets, parts))
+        return self._starts
 
     def display_offset(self, normalised_offset: int) -> int:
         """The offset in the display text of a character of the normalised text."""
@@ -150,11 +163,10 @@ class Field:
 
     def display_span(self, first_token: int, last_token: int) -> tuple[int, int]:
         """Display-text (start, end) covering tokens first_token..last_token."""
-        offsets = self.token_offsets(last_token)
-        start = self.display_offset(offsets[first_token][0])
-        end_token = offsets[last_token][1]
-        end = self.display_offset(end_token - 1) + 1 if end_token else 0
-        return start, end
+        starts = self.token_starts()
+        start = self.display_offset(starts[first_token])
+        end_token = starts[last_token] + len(self.tokens[last_token])
+        return start, self.display_offset(end_token - 1) + 1
 
 
 def cut_snippet(

@@ -66,6 +66,38 @@ def test_scan_bad_input_is_one_line(stdin: str, fragment: str) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def _long_input(count: int) -> str:
+    seeds = sorted(SEEDS.glob("*.txt"))
+    return "".join(json.dumps({"id": f"d{n}", "text": seeds[n % len(seeds)].read_text()}) + "\n"
+                   for n in range(count))
+
+
+def test_scan_long_input_in_worker_processes_keeps_order_and_matches() -> None:
+    # 700 documents: several chunks, so scan hands them to worker processes.
+    stdin = _long_input(700)
+    result = run_cli("scan", "-", "--format", "jsonl", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == [f"d{n}" for n in range(700)]
+    alone = {}
+    for path in sorted(SEEDS.glob("*.txt")):
+        single = run_cli("scan", str(path), "--format", "jsonl")
+        alone[path.name] = json.loads(single.stdout)["matches"]
+    names = sorted(alone)
+    for n, record in enumerate(records):
+        assert record["matches"] == alone[names[n % len(names)]]
+
+
+def test_scan_bad_line_after_many_documents_still_writes_those_before_it() -> None:
+    stdin = _long_input(600) + "not json\n" + _long_input(5)
+    result = run_cli("scan", "-", "--format", "jsonl", stdin=stdin)
+    assert result.returncode == 1
+    assert "<stdin>:601: invalid JSON" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == \
+        [f"d{n}" for n in range(600)]
+
+
 def test_scan_missing_path_and_bad_rules(tmp_path: Path) -> None:
     result = run_cli("scan", str(tmp_path / "nope.txt"))
     assert result.returncode == 1 and "no such file or folder" in result.stderr

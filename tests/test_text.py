@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -46,6 +47,14 @@ def test_snippet_maps_back_to_display_text_with_diacritics() -> None:
 def test_normalise_never_raises_and_tokens_are_letters_or_digits(raw: str) -> None:
     for token in tokens(normalize(raw)):
         assert token and all(c.isalnum() for c in token)
+
+
+@given(st.text())
+def test_tokens_and_their_offsets_are_the_runs_of_alphanumerics(raw: str) -> None:
+    field = Field.from_raw(raw)
+    runs = list(re.finditer(r"[^\W_]+", field.normalised))
+    assert field.tokens == [run.group() for run in runs]
+    assert field.token_starts() == [run.start() for run in runs]
 
 
 @given(st.text())

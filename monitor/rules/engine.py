@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 
 from monitor.rules import query as q
 from monitor.rules.entities import Gazetteer
@@ -48,7 +49,8 @@ class TermIndex:
         self.prefixes: dict[int, dict[str, int]] = {}
         self.texts: list[str] = []
         self._cache: dict[str, tuple[int, ...]] = {}
-        self._irrelevant: set[str] = set()
+        self._relevant: set[str] = set()  # tokens that match some term: the keys of _cache
+        self._seen: set[str] = set()  # every token looked up since the cache was last cleared
 
     def add(self, word: q.Word) -> int:
         table = self.prefixes.setdefault(len(word.token), {}) if word.prefix else self.exact
@@ -64,26 +66,35 @@ class TermIndex:
                 found.append(table[token[:length]])
         return tuple(found)
 
-    def hits(self, vocab: set[str]) -> dict[int, list[str]]:
-        """Term id -> the document tokens that match it."""
+    def hits(self, *token_lists: list[str]) -> dict[int, list[str]]:
+        """Term id -> the distinct document tokens that match it.
+
+        Lookups are cached per token, so the steady state is a subset test and an
+        intersection, both in C.
+        """
+        if not all(map(self._seen.issuperset, token_lists)):
+            self._learn(set().union(*token_lists))
         out: dict[int, list[str]] = {}
-        for token in vocab - self._irrelevant:
-            terms = self._cache.get(token)
-            if terms is None:
-                terms = self.lookup(token)
-                if len(self._cache) + len(self._irrelevant) > _CACHE_LIMIT:
-                    self._cache.clear()
-                    self._irrelevant.clear()
-                if not terms:
-                    self._irrelevant.add(token)
-                    continue
-                self._cache[token] = terms
-            for term in terms:
+        cache = self._cache
+        for token in self._relevant.intersection(chain.from_iterable(token_lists)):
+            for term in cache[token]:
                 if term in out:
                     out[term].append(token)
                 else:
                     out[term] = [token]
         return out
+
+    def _learn(self, vocab: set[str]) -> None:
+        if len(self._seen) + len(vocab) > _CACHE_LIMIT:
+            self._cache.clear()
+            self._relevant.clear()
+            self._seen.clear()
+        for token in vocab - self._seen:
+            terms = self.lookup(token)
+            if terms:
+                self._cache[token] = terms
+                self._relevant.add(token)
+        self._seen.update(vocab)
 
 
 class _Compiler:

@@ -33,7 +33,7 @@ class Hit:
 
 
 class TermLookup(Protocol):
-    def hits(self, vocab: set[str]) -> dict[int, list[str]]: ...
+    def hits(self, *token_lists: list[str]) -> dict[int, list[str]]: ...
 
 
 class DocView:
@@ -45,32 +45,36 @@ class DocView:
                        Field.from_raw(doc.content)]
         first, second, third = (f.tokens for f in self.fields)
         self.bases = (0, len(first) + GAP, len(first) + len(second) + 2 * GAP)
-        self.hits = terms.hits(set(first).union(second, third))
-        self._token_positions: dict[str, list[int]] | None = None
+        self.hits = terms.hits(first, second, third)
+        self._token_positions: dict[str, list[int]] = {}
         self._term_positions: dict[int, list[int]] = {}
 
-    def _build_token_positions(self) -> dict[str, list[int]]:
-        wanted = set(chain.from_iterable(self.hits.values()))
-        found: dict[str, list[int]] = {t: [] for t in wanted}
-        for base, field in zip(self.bases, self.fields, strict=True):
-            for index, token in enumerate(field.tokens):
-                if token in wanted:
-                    found[token].append(base + index)
+    def _positions_of(self, token: str) -> list[int]:
+        # A few tokens are ever asked for, so each is found by list.index scans (in C)
+        # rather than by indexing every token of the document.
+        found = self._token_positions.get(token)
+        if found is None:
+            found = []
+            for base, field in zip(self.bases, self.fields, strict=True):
+                index = -1
+                try:
+                    while True:
+                        index = field.tokens.index(token, index + 1)
+                        found.append(base + index)
+                except ValueError:
+                    pass
+            self._token_positions[token] = found
         return found
 
     def positions(self, term: int) -> list[int]:
         """Sorted positions of every token that matches ``term``."""
         cached = self._term_positions.get(term)
-        if cached is not None:
-            return cached
-        tokens = self.hits.get(term, ())
-        if self._token_positions is None:
-            self._token_positions = self._build_token_positions()
-        table = self._token_positions
-        out = table[tokens[0]] if len(tokens) == 1 else sorted(chain.from_iterable(
-            table[t] for t in tokens))
-        self._term_positions[term] = out
-        return out
+        if cached is None:
+            tokens = self.hits.get(term, ())
+            cached = self._positions_of(tokens[0]) if len(tokens) == 1 else sorted(
+                chain.from_iterable(self._positions_of(t) for t in tokens))
+            self._term_positions[term] = cached
+        return cached
 
     def field_of(self, position: int) -> int:
         return bisect_right(self.bases, position) - 1
@@ -267,7 +271,7 @@ class RegexNode(CNode):
             match = self.pattern.search(field.normalised)
             if not match or not field.tokens:
                 continue
-            starts = [start for start, _ in field.token_offsets()]
+            starts = field.token_starts()
             first = max(0, bisect_right(starts, match.start()) - 1)
             last = max(first, bisect_right(starts, max(match.end() - 1, 0)) - 1)
             out.append(Hit(index, first, last, match.group(0)))

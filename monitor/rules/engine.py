@@ -262,6 +262,12 @@ class RuleSet:
 
     def entities_in(self, view: DocView, scope: tuple[int, ...] = ALL_FIELDS) -> tuple[str, ...]:
         """Canonical ids of the gazetteer entities in ``view``, in order of first mention."""
+        cached = view.entities.get(scope)
+        if cached is None:
+            cached = view.entities[scope] = self._entities_in(view, scope)
+        return cached
+
+    def _entities_in(self, view: DocView, scope: tuple[int, ...]) -> tuple[str, ...]:
         first_seen: dict[str, int] = {}
         for term in self._entities.keys() & view.hits.keys():
             for node, entity in self._entities[term]:

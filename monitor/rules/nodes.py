@@ -48,6 +48,7 @@ class DocView:
         self.hits = terms.hits(first, second, third)
         self._token_positions: dict[str, list[int]] = {}
         self._term_positions: dict[int, list[int]] = {}
+        self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
 
     def _positions_of(self, token: str) -> list[int]:
         # A few tokens are ever asked for, so each is found by list.index scans (in C)
@@ -136,11 +137,10 @@ class PhraseNode(CNode):
         self.terms = terms
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        hits = view.hits
-        return all(t in hits for t in self.terms) and bool(self.spans(view, scope))
+        return all(map(view.hits.__contains__, self.terms)) and bool(self.spans(view, scope))
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        if not all(t in view.hits for t in self.terms):
+        if not all(map(view.hits.__contains__, self.terms)):
             return []
         rest = [set(view.positions(t)) for t in self.terms[1:]]
         size = len(self.terms) - 1

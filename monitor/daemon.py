@@ -115,6 +115,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.dispatcher.close()
+        await self.pipeline.close()
         await self.fetcher.close()
         if self.parser is not None:
             self.parser.shutdown(wait=True, cancel_futures=True)

@@ -3,7 +3,8 @@
 The decisions are the pure modules': ``dedupe`` (what is new, what may alert),
 ``schedule`` (when next), the rule engine (what matches). Each step's failure becomes
 the feed's status and ``last_error``; no exception from one feed reaches another.
-Parsing and matching run in a worker (they are CPU work), the store in a thread.
+Parsing and matching run in a worker (they are CPU work), the store in a thread, where
+the polls that finish while one write is under way are written together (``GroupCommit``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from monitor import metrics
 from monitor.config import Config, FeedSpec
@@ -27,7 +29,7 @@ from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
 from monitor.rules.engine import RuleSet
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
-from monitor.store.repo import PollRecord, Store
+from monitor.store.repo import PollRecord, PollWrite, Store
 from monitor.text import display_text
 from monitor.types import Document, FeedState, FeedUpdate, ItemWrite
 
@@ -46,7 +48,7 @@ class ActiveRules:
     router: Router
     blob: bytes = b""
 
-    @property
+    @cached_property
     def generation(self) -> str:
         return hashlib.sha256(self.blob).hexdigest()[:16]
 
@@ -55,11 +57,17 @@ class ActiveRules:
 _worker_rules: tuple[str, RuleSet] | None = None
 
 
-def prepare_in_worker(generation: str, blob: bytes, docs: list[Document], known: dict[str, Known], feed: str,
-                      now: datetime, max_item_age: float) -> list[ItemWrite]:
-    """prepare_items in a worker process, compiling the rules when they changed since its last task."""
+def prepare_in_worker(generation: str, blob: bytes | None, docs: list[Document], known: dict[str, Known],
+                      feed: str, now: datetime, max_item_age: float) -> list[ItemWrite] | None:
+    """prepare_items in a worker process, with the rules it compiled for ``generation``.
+
+    The rules (about 100 KB pickled) are sent only when needed: without ``blob``, a worker
+    that has not compiled this generation yet returns None, and is asked again with it.
+    """
     global _worker_rules
     if _worker_rules is None or _worker_rules[0] != generation:
+        if blob is None:
+            return None
         specs, gazetteer = pickle.loads(blob)
         _worker_rules = (generation, RuleSet(specs, gazetteer))
     return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age)
@@ -109,6 +117,66 @@ def prepare_items(docs: list[Document], known: dict[str, Known], rules: RuleSet,
     return writes
 
 
+class GroupCommit:
+    """Writes polls to the store, several per transaction.
+
+    A poll that finishes while a write is under way waits for it, and every poll waiting
+    then is written in the next transaction: one thread hop and one commit for all of
+    them. If that transaction fails, each poll of it is written alone, so one poll's
+    failure (an integrity race, a value the database refuses) stays that poll's.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._waiting: list[tuple[PollWrite, asyncio.Future[PollRecord]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, poll: PollWrite) -> PollRecord:
+        future: asyncio.Future[PollRecord] = asyncio.get_running_loop().create_future()
+        # A poll cancelled while it waits no longer reads its outcome; this does, so a failed
+        # write is not reported again as "never retrieved" (the poll's cancellation was logged).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._waiting.append((poll, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        # Shielded: a poll cancelled at shutdown leaves its write to finish, not half done.
+        return await asyncio.shield(future)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:self.MAX_BATCH]
+            del self._waiting[:self.MAX_BATCH]
+            if len(batch) > 1:
+                try:
+                    records = await asyncio.to_thread(self.store.record_many, [poll for poll, _ in batch])
+                except Exception:
+                    pass  # written alone below: the others go in, the failing one fails alone
+                else:
+                    for (_, future), record in zip(batch, records, strict=True):
+                        if not future.done():
+                            future.set_result(record)
+                    continue
+            await self._write_alone(batch)
+
+    async def _write_alone(self, batch: list[tuple[PollWrite, asyncio.Future[PollRecord]]]) -> None:
+        for poll, future in batch:
+            try:
+                result = await asyncio.to_thread(self.store.record_many, [poll])
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result[0])
+
+    async def close(self) -> None:
+        """Wait for the writes under way and queued."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+
 def _as_text(doc: Document) -> Document:
     return replace(doc, title=display_text(doc.title), summary=display_text(doc.summary),
                    content=display_text(doc.content))
@@ -120,6 +188,10 @@ class Pipeline:
         """``parser`` runs parse_feed (a process pool uses the other cores; None: a thread)."""
         self.config, self.store, self.fetcher = config, store, fetcher
         self.rules, self.parser, self.clock = rules, parser, clock
+        self.writes = GroupCommit(store)
+
+    async def close(self) -> None:
+        await self.writes.close()
 
     def bounds(self, spec: FeedSpec) -> Bounds:
         return Bounds(spec.interval or self.config.poll_interval, self.config.min_interval, self.config.max_interval)
@@ -170,8 +242,13 @@ class Pipeline:
         known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
         active = self.rules()
         if self.parser is not None and active.blob and parsed.documents:
-            writes = await loop.run_in_executor(self.parser, prepare_in_worker, active.generation, active.blob,
-                                                parsed.documents, known, spec.name, now, self.config.max_item_age)
+            args = (parsed.documents, known, spec.name, now, self.config.max_item_age)
+            prepared = await loop.run_in_executor(self.parser, prepare_in_worker, active.generation, None, *args)
+            if prepared is None:  # that worker has yet to compile these rules
+                prepared = await loop.run_in_executor(self.parser, prepare_in_worker, active.generation,
+                                                      active.blob, *args)
+            assert prepared is not None
+            writes = prepared
         else:
             writes = await loop.run_in_executor(None, prepare_items, parsed.documents, known,
                                                 active.rule_set, spec.name, now, self.config.max_item_age)
@@ -207,7 +284,7 @@ class Pipeline:
                     timings: dict[str, float], now: datetime) -> PollSummary:
         started = time.perf_counter()
         router = self.rules().router
-        record: PollRecord = await asyncio.to_thread(self.store.record, state.id, update, writes, router, now)
+        record = await self.writes.record(PollWrite(state.id, update, writes, router, now))
         timings["store"] = time.perf_counter() - started
         metrics.POLLS.labels(update.status).inc()
         if "fetch" in timings:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from monitor.errors import MonitorError
-from monitor.store.repo import Store
+from monitor.pipeline import GroupCommit
+from monitor.store.repo import PollRecord, PollWrite, Store
 from monitor.store.schema import LATEST, MIGRATIONS, StoreError, migrate
+from monitor.types import Document, FeedState, FeedUpdate, ItemWrite, Match
 from tests.feedserver import FeedServer, Route
 from tests.helpers import (
     PG_URL,
     AlertRow,
     DeliveryRow,
+    FeedRow,
     ItemRow,
     MatchRow,
     StoryRow,
@@ -175,3 +180,73 @@ def test_two_dispatchers_never_claim_the_same_delivery(feed_server: FeedServer, 
     finally:
         for store in stores:
             store.close()
+
+
+def _write(guid: str, story: str, matches: tuple[Match, ...] = (), item_id: int | None = None) -> ItemWrite:
+    doc = Document(id=guid, title=f"Title {guid}", content=VIOLATION, url=f"https://{story}")
+    return ItemWrite(doc, story, f"hash-{guid}", datetime.now(UTC), matches, tuple(m.rule for m in matches),
+                     item_id)
+
+
+def _poll(state: FeedState, *writes: ItemWrite) -> PollWrite:
+    now = datetime.now(UTC)
+    update = FeedUpdate(status="ok", polled_at=now, next_poll_at=now + timedelta(minutes=5), interval=300,
+                        quiet_polls=0, etag=f'"{state.name}"', success=True, new_items=bool(writes))
+    return PollWrite(state.id, update, writes, lambda match: ["console"], now)
+
+
+def test_polls_written_together_keep_their_own_items_stories_and_alerts(tmp_path: Path, database: str) -> None:
+    config = make_config(tmp_path, {name: f"http://127.0.0.1:9/{name}" for name in "abc"}, database)
+    store = Store(config.database)
+    try:
+        now = datetime.now(UTC)
+        store.sync_feeds(config.feeds, now, 300)
+        claims = store.claim_many(["a", "b", "c"], now, 60, force=True)
+        match = Match(rule="airspace-violation", severity="high", title="Airspace violation",
+                      terms=("violated",), entities=(), snippet=VIOLATION)
+        records = store.record_many([
+            _poll(claims["a"], _write("same-guid", "n.example/shared", (match,)), _write("a2", "n.example/a2")),
+            _poll(claims["b"], _write("same-guid", "n.example/shared", (match,))),
+            _poll(claims["c"]),
+        ])
+        assert [(r.new_items, r.matches, r.alerts) for r in records] == [(2, 1, 1), (1, 1, 0), (0, 0, 0)]
+        items = {(row.feed_id, row.guid): row for row in rows(config, ItemRow)}
+        assert set(items) == {(claims["a"].id, "same-guid"), (claims["a"].id, "a2"), (claims["b"].id, "same-guid")}
+        assert len(rows(config, StoryRow)) == 2  # one story for the item both feeds carry
+        assert items[claims["a"].id, "same-guid"].story_id == items[claims["b"].id, "same-guid"].story_id
+        matched = {row.item_id for row in rows(config, MatchRow)}
+        assert matched == {items[claims["a"].id, "same-guid"].id, items[claims["b"].id, "same-guid"].id}
+        assert [a.item_id for a in rows(config, AlertRow)] == [items[claims["a"].id, "same-guid"].id]
+        feeds = {row.name: row for row in rows(config, FeedRow)}
+        assert {name: (row.etag, row.claimed_by) for name, row in feeds.items()} == \
+            {name: (f'"{name}"', None) for name in "abc"}
+    finally:
+        store.close()
+
+
+def test_a_poll_that_fails_in_a_group_commit_fails_alone(tmp_path: Path, database: str) -> None:
+    config = make_config(tmp_path, {name: f"http://127.0.0.1:9/{name}" for name in "abc"}, database)
+    store = Store(config.database)
+
+    async def write_concurrently(polls: list[PollWrite]) -> list[PollRecord | BaseException]:
+        writes = GroupCommit(store)
+        results = await asyncio.gather(*(writes.record(poll) for poll in polls), return_exceptions=True)
+        await writes.close()
+        return results
+
+    try:
+        now = datetime.now(UTC)
+        store.sync_feeds(config.feeds, now, 300)
+        claims = store.claim_many(["a", "b", "c"], now, 60, force=True)
+        store.record_many([_poll(claims["b"], _write("b1", "n.example/b1"))])
+        # b's item again as if new: the unique (feed, guid) refuses it, and takes down the batch
+        results = asyncio.run(write_concurrently([
+            _poll(claims["a"], _write("a1", "n.example/a1")),
+            _poll(claims["b"], _write("b1", "n.example/b1")),
+            _poll(claims["c"], _write("c1", "n.example/c1")),
+        ]))
+        assert isinstance(results[1], IntegrityError)
+        assert [(r.new_items if isinstance(r, PollRecord) else None) for r in results] == [1, None, 1]
+        assert sorted(row.guid for row in rows(config, ItemRow)) == ["a1", "b1", "c1"]
+    finally:
+        store.close()

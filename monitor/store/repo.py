@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, or_, update
+from sqlalchemy import Engine, Table, bindparam, func, or_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -47,6 +47,17 @@ def aware(moment: datetime | None) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class PollWrite:
+    """What one poll has to write: its items (with their matches) and the feed's new state."""
+
+    feed_id: int
+    update: FeedUpdate
+    items: Sequence[ItemWrite]
+    route: Route
+    now: datetime
+
+
+@dataclass(frozen=True)
 class PollRecord:
     """What one poll wrote."""
 
@@ -73,6 +84,27 @@ def _state(row: FeedRow) -> FeedState:
                      quiet_polls=row.quiet_polls, consecutive_failures=row.consecutive_failures,
                      last_success_at=aware(row.last_success_at), last_new_item_at=aware(row.last_new_item_at),
                      added_at=aware(row.added_at))
+
+
+def _feed_values(u: FeedUpdate) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "status": u.status, "interval": u.interval, "lease_until": None, "claimed_by": None,
+        "last_polled_at": utc(u.polled_at), "next_poll_at": utc(u.next_poll_at),
+        "consecutive_failures": u.consecutive_failures, "quiet_polls": u.quiet_polls,
+        "last_error": u.last_error, "warning": u.warning}
+    values.update({key: getattr(u, key) for key in ("etag", "last_modified", "body_hash", "url", "title")
+                   if getattr(u, key) is not None})
+    if u.success:
+        values["last_success_at"] = utc(u.polled_at)
+    if u.new_items:
+        values["last_new_item_at"] = utc(u.polled_at)
+    return values
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``values`` in slices small enough for any database's limit on bound parameters."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 class Store:
@@ -168,98 +200,105 @@ class Store:
 
     def record(self, feed_id: int, update_: FeedUpdate, items: Sequence[ItemWrite], route: Route,
                now: datetime) -> PollRecord:
-        """Write a poll in one transaction: items, stories, matches, alerts, deliveries, feed state.
+        """Write a poll in one transaction: items, stories, matches, alerts, deliveries, feed state."""
+        return self.record_many([PollWrite(feed_id, update_, items, route, now)])[0]
 
-        Bulk statements (one INSERT … RETURNING for all new items, one for their matches)
-        rather than ORM objects: a busy poll writes thousands of rows a second.
+    def record_many(self, polls: Sequence[PollWrite]) -> list[PollRecord]:
+        """Write several polls in one transaction (a group commit): all or none of them.
+
+        Bulk statements for all the polls together (one INSERT for every new item, one for
+        every match, one UPDATE per shape of feed state) rather than ORM objects or a
+        statement per row: a busy cycle writes thousands of rows a second.
         """
-        moment = utc(now)
-        alerts = 0
         with self.writing() as session:
-            stories = self._stories(session, {w.story_key for w in items if w.item_id is None}, moment)
-            placed = self._new_items(session, feed_id, [w for w in items if w.item_id is None], stories, moment)
-            placed.update(self._changed_items(session, [w for w in items if w.item_id is not None], moment))
-            found = [(write, match) for write in items for match in write.matches]
-            if found:
-                connection = session.connection()
-                connection.execute(sa_insert(MATCHES), [
-                    {"item_id": placed[id(write)][0], "rule": match.rule, "severity": match.severity,
-                     "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet,
-                     "highlights": [list(span) for span in match.highlights], "created_at": moment}
-                    for write, match in found])
-                item_ids = sorted({placed[id(write)][0] for write, _ in found})
-                match_ids = {(item_id, rule): match_id for match_id, item_id, rule in connection.execute(
-                    sa_select(MATCHES.c.id, MATCHES.c.item_id, MATCHES.c.rule)
-                    .where(MATCHES.c.item_id.in_(item_ids)))}
-                for write, match in found:
-                    if match.rule in write.alert_rules:
-                        item_id, story_id = placed[id(write)]
-                        alerts += self._alert(session, item_id, story_id, match, match_ids[item_id, match.rule],
-                                              route(match), moment)
-            self._feed(session, feed_id, update_)
-        new = sum(1 for w in items if w.item_id is None)
-        return PollRecord(new, len(items) - new, len(found), alerts)
+            return self._record(session, polls)
 
-    def _new_items(self, session: Session, feed_id: int, writes: list[ItemWrite], stories: dict[str, int],
-                   moment: datetime) -> dict[int, tuple[int, int]]:
+    def _record(self, session: Session, polls: Sequence[PollWrite]) -> list[PollRecord]:
+        connection = session.connection()
+        written = [(poll, write) for poll in polls for write in poll.items]
+        new = [(poll, w) for poll, w in written if w.item_id is None]
+        stories = self._stories(session, {w.story_key: utc(poll.now) for poll, w in reversed(new)})
+        placed = self._new_items(session, new, stories)
+        placed.update(self._changed_items(session, [(poll, w) for poll, w in written if w.item_id is not None]))
+        found = [(poll, write, match) for poll, write in written for match in write.matches]
+        alerts: dict[int, int] = {}
+        if found:
+            connection.execute(sa_insert(MATCHES), [
+                {"item_id": placed[id(write)][0], "rule": match.rule, "severity": match.severity,
+                 "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet,
+                 "highlights": [list(span) for span in match.highlights], "created_at": utc(poll.now)}
+                for poll, write, match in found])
+            match_ids = {(item_id, rule): match_id for chunk in _chunks(sorted({placed[id(w)][0] for _, w, _ in found}))
+                         for match_id, item_id, rule in connection.execute(
+                             sa_select(MATCHES.c.id, MATCHES.c.item_id, MATCHES.c.rule)
+                             .where(MATCHES.c.item_id.in_(chunk)))}
+            for poll, write, match in found:
+                if match.rule in write.alert_rules:
+                    item_id, story_id = placed[id(write)]
+                    alerts[id(poll)] = alerts.get(id(poll), 0) + self._alert(
+                        session, item_id, story_id, match, match_ids[item_id, match.rule], poll.route(match),
+                        utc(poll.now))
+        self._feeds(session, polls)
+        records = []
+        for poll in polls:
+            fresh = sum(1 for w in poll.items if w.item_id is None)
+            records.append(PollRecord(fresh, len(poll.items) - fresh, sum(len(w.matches) for w in poll.items),
+                                      alerts.get(id(poll), 0)))
+        return records
+
+    def _new_items(self, session: Session, writes: list[tuple[PollWrite, ItemWrite]],
+                   stories: dict[str, int]) -> dict[int, tuple[int, int]]:
         """Insert new items; ``id(write)`` -> (item id, story id)."""
         if not writes:
             return {}
-        rows = [{"feed_id": feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
+        rows = [{"feed_id": poll.feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
                  "title": w.doc.title, "summary": w.doc.summary, "content": w.doc.content, "tags": list(w.doc.tags),
-                 "published_at": utc(w.published_at), "first_seen_at": moment, "updated_at": moment,
-                 "content_hash": w.content_hash} for w in writes]
-        # A plain executemany, then one SELECT for the ids: RETURNING with several rows would
+                 "published_at": utc(w.published_at), "first_seen_at": utc(poll.now), "updated_at": utc(poll.now),
+                 "content_hash": w.content_hash} for poll, w in writes]
+        # A plain executemany, then SELECTs for the ids: RETURNING with several rows would
         # make SQLite insert them one statement at a time.
         connection = session.connection()
         connection.execute(sa_insert(ITEMS), rows)
-        ids: dict[str, int] = {guid: item_id for item_id, guid in connection.execute(
-            sa_select(ITEMS.c.id, ITEMS.c.guid).where(ITEMS.c.feed_id == feed_id,
-                                                      ITEMS.c.guid.in_([w.doc.id for w in writes])))}
-        return {id(w): (ids[w.doc.id], stories[w.story_key]) for w in writes}
+        feed_ids = sorted({poll.feed_id for poll, _ in writes})
+        ids: dict[tuple[int, str], int] = {}
+        for chunk in _chunks(sorted({w.doc.id for _, w in writes})):
+            ids.update({(feed_id, guid): item_id for item_id, feed_id, guid in connection.execute(
+                sa_select(ITEMS.c.id, ITEMS.c.feed_id, ITEMS.c.guid)
+                .where(ITEMS.c.feed_id.in_(feed_ids), ITEMS.c.guid.in_(chunk)))})
+        return {id(w): (ids[poll.feed_id, w.doc.id], stories[w.story_key]) for poll, w in writes}
 
-    def _changed_items(self, session: Session, writes: list[ItemWrite], moment: datetime) -> dict[int, tuple[int, int]]:
+    def _changed_items(self, session: Session,
+                       writes: list[tuple[PollWrite, ItemWrite]]) -> dict[int, tuple[int, int]]:
         """Update items whose content changed; ``id(write)`` -> (item id, story id)."""
         placed = {}
-        for w in writes:
+        for poll, w in writes:
             assert w.item_id is not None
             story_id = session.execute(
                 update(ItemRow).where(col(ItemRow.id) == w.item_id)
                 .values(title=w.doc.title, summary=w.doc.summary, content=w.doc.content, url=w.doc.url,
-                        content_hash=w.content_hash, updated_at=moment)
+                        content_hash=w.content_hash, updated_at=utc(poll.now))
                 .returning(col(ItemRow.story_id))).scalar_one()
             placed[id(w)] = (w.item_id, story_id)
         return placed
 
-    def _stories(self, session: Session, keys: set[str], moment: datetime) -> dict[str, int]:
-        found = {key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
-                                                       .where(col(StoryRow.key).in_(keys)))
-                 if sid is not None} if keys else {}
-        missing = sorted(keys - found.keys())
+    def _stories(self, session: Session, keys: dict[str, datetime]) -> dict[str, int]:
+        """Story ids for ``keys`` (key -> first seen), made where missing."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(keys)):
+            found.update({key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
+                                                                .where(col(StoryRow.key).in_(chunk)))
+                          if sid is not None})
+        missing = sorted(keys.keys() - found.keys())
         if missing:
             # Another poll (another feed, or another daemon) may insert the same story at the
             # same moment: insert-or-ignore, then read back what is there.
-            rows = [{"key": key, "first_seen_at": moment} for key in missing]
+            rows = [{"key": key, "first_seen_at": keys[key]} for key in missing]
             session.connection().execute(insert_ignoring(session, STORIES, ["key"]), rows)
-            found.update({key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
-                                                                .where(col(StoryRow.key).in_(missing)))
-                          if sid is not None})
+            for chunk in _chunks(missing):
+                found.update({key: sid for sid, key in session.exec(select(StoryRow.id, StoryRow.key)
+                                                                    .where(col(StoryRow.key).in_(chunk)))
+                              if sid is not None})
         return found
-
-    def _item(self, session: Session, feed_id: int, write: ItemWrite, stories: dict[str, int],
-              moment: datetime) -> ItemRow:
-        doc = write.doc
-        if write.item_id is not None:
-            item = session.get_one(ItemRow, write.item_id)
-            item.title, item.summary, item.content = doc.title, doc.summary, doc.content
-            item.url, item.content_hash, item.updated_at = doc.url, write.content_hash, moment
-        else:
-            item = ItemRow(feed_id=feed_id, story_id=stories[write.story_key], guid=doc.id, url=doc.url,
-                           title=doc.title, summary=doc.summary, content=doc.content, tags=list(doc.tags),
-                           published_at=utc(write.published_at), first_seen_at=moment, updated_at=moment,
-                           content_hash=write.content_hash)
-            session.add(item)
-        return item
 
     def _alert(self, session: Session, item_id: int, story_id: int, match: Match, match_id: int,
                channels: Sequence[str], moment: datetime) -> int:
@@ -281,19 +320,17 @@ class Store:
             session.add(DeliveryRow(alert_id=alert.id, channel=channel, next_attempt_at=moment, created_at=moment))
         return 1
 
-    def _feed(self, session: Session, feed_id: int, u: FeedUpdate) -> None:
-        values: dict[str, Any] = {
-            "status": u.status, "interval": u.interval, "lease_until": None, "claimed_by": None,
-            "last_polled_at": utc(u.polled_at), "next_poll_at": utc(u.next_poll_at),
-            "consecutive_failures": u.consecutive_failures, "quiet_polls": u.quiet_polls,
-            "last_error": u.last_error, "warning": u.warning}
-        values.update({key: getattr(u, key) for key in ("etag", "last_modified", "body_hash", "url", "title")
-                       if getattr(u, key) is not None})
-        if u.success:
-            values["last_success_at"] = utc(u.polled_at)
-        if u.new_items:
-            values["last_new_item_at"] = utc(u.polled_at)
-        session.connection().execute(update(FEEDS).where(FEEDS.c.id == feed_id).values(**values))
+    def _feeds(self, session: Session, polls: Sequence[PollWrite]) -> None:
+        """Each poll's feed state: one executemany per set of columns written."""
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for poll in polls:
+            values = _feed_values(poll.update)
+            values["feed_id"] = poll.feed_id
+            shapes.setdefault(tuple(sorted(values)), []).append(values)
+        for keys, rows in shapes.items():
+            statement = update(FEEDS).where(FEEDS.c.id == bindparam("feed_id")).values(
+                {key: bindparam(key) for key in keys if key != "feed_id"})
+            session.connection().execute(statement, rows)
 
     # --- listings ----------------------------------------------------------------------------
 

@@ -129,7 +129,7 @@ def report(label: str, seconds: float, summaries: list[PollSummary]) -> None:
     print(f"{label}: {seconds:.2f} s, {len(summaries) / seconds:,.0f} feeds/s, {new / seconds:,.0f} new items/s "
           f"({new} items, {sum(s.matches for s in summaries)} matches; statuses {statuses})")
     total = sum(stages.values()) or 1.0
-    print("  where a poll's time goes (mean per feed, polls overlapping): " +
+    print("  mean wall time per feed in each stage (waits for a connection or a worker included): " +
           ", ".join(f"{k} {1000 * v / len(summaries):.1f} ms ({100 * v / total:.0f}%)" for k, v in stages.items()))
 
 

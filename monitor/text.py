@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import add
@@ -26,6 +25,8 @@ from operator import add
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
 _SEPARATOR_RE = re.compile(r"[\W_]")
 _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
+# ASCII text straight to its tokens' form: folded (lower case) with separators as spaces.
+_ASCII_TOKEN_FORM = str.maketrans({chr(c): chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})
 
 _DROP_RE = re.compile(
     r"<(script|style|template|noscript|head)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)",
@@ -69,12 +70,15 @@ def html_to_text(raw: str) -> str:
     return text
 
 
+def readable_text(raw: str) -> str:
+    """HTML to text and NFKC; white space as it came."""
+    text = html_to_text(raw)
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def display_text(raw: str) -> str:
     """The readable form of ``raw``: HTML to text, NFKC, white space collapsed."""
-    text = html_to_text(raw)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return " ".join(text.split())
+    return " ".join(readable_text(raw).split())
 
 
 def fold(text: str) -> str:
@@ -119,28 +123,55 @@ def query_tokens(word: str) -> list[str]:
     return tokens(fold(unicodedata.normalize("NFKC", word)))
 
 
-@dataclass
 class Field:
-    """One field of a document (title, summary or content) in both forms."""
+    """One field of a document (title, summary or content).
 
-    display: str
-    normalised: str
-    spaced: str
-    tokens: list[str]
-    _starts: list[int] | None = field(default=None, repr=False)
-    _char_map: list[int] | None = field(default=None, repr=False)
+    Its tokens are made at once. The display and normalised forms, and where tokens
+    start, are made only when asked for: a snippet or a ``/regex/`` needs them, and most
+    documents match no rule.
+    """
+
+    __slots__ = ("_char_map", "_display", "_known", "_normalised", "_spaced", "_starts", "_text", "tokens")
+
+    def __init__(self, text: str) -> None:
+        """``text`` is readable text (``readable_text``): white space is collapsed later."""
+        self._text = text
+        # Collapsing white space changes no token: tokens come from the text as it is.
+        self.tokens: list[str] = (text.translate(_ASCII_TOKEN_FORM) if text.isascii()
+                                  else spaced(fold(text))).split()
+        self._display: str | None = None
+        self._normalised: str | None = None
+        self._spaced: str | None = None
+        self._starts: list[int] | None = None
+        self._known: dict[int, int] = {}
+        self._char_map: list[int] | None = None
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
-        if not raw:
-            return cls("", "", "", [])
-        shown = display_text(raw)
-        normal = fold(shown)
-        separated = spaced(normal)
-        return cls(shown, normal, separated, separated.split())
+        return cls(readable_text(raw) if raw else "")
+
+    @property
+    def display(self) -> str:
+        """HTML stripped and unescaped, NFKC, white space collapsed: what a person reads."""
+        if self._display is None:
+            self._display = " ".join(self._text.split())
+        return self._display
+
+    @property
+    def normalised(self) -> str:
+        """The display text folded: what tokens are read from and ``/regex/`` terms see."""
+        if self._normalised is None:
+            self._normalised = fold(self.display)
+        return self._normalised
+
+    @property
+    def spaced(self) -> str:
+        if self._spaced is None:
+            self._spaced = spaced(self.normalised)
+        return self._spaced
 
     def token_starts(self) -> list[int]:
-        """The offset in the normalised text where each token starts; computed on first use."""
+        """The offset in the normalised text where each token starts."""
         if self._starts is None:
             # In ``spaced`` every separator is one space, so split(" ") yields each token and an
             # empty string per extra space; element j starts at (lengths before it) + j.
@@ -148,6 +179,23 @@ class Field:
             offsets = map(add, accumulate(map(len, parts), initial=0), count())
             self._starts = list(compress(offsets, parts))
         return self._starts
+
+    def token_start(self, index: int) -> int:
+        """Where token ``index`` starts in the normalised text.
+
+        A snippet needs a few tokens near one another: each is found from the nearest one
+        found before it, by a split that stops there, rather than by placing every token.
+        """
+        if self._starts is not None:
+            return self._starts[index]
+        known = self._known
+        if index not in known:
+            before = max((i for i in known if i < index), default=None)
+            base, offset = (0, 0) if before is None else (before, known[before])
+            rest = self.spaced[offset:] if offset else self.spaced
+            # split(None, n) leaves token base+n (and what follows) as its last part.
+            known[index] = offset + len(rest) - len(rest.split(None, index - base)[-1])
+        return known[index]
 
     def display_offset(self, normalised_offset: int) -> int:
         """The offset in the display text of a character of the normalised text."""
@@ -163,9 +211,8 @@ class Field:
 
     def display_span(self, first_token: int, last_token: int) -> tuple[int, int]:
         """Display-text (start, end) covering tokens first_token..last_token."""
-        starts = self.token_starts()
-        start = self.display_offset(starts[first_token])
-        end_token = starts[last_token] + len(self.tokens[last_token])
+        start = self.display_offset(self.token_start(first_token))
+        end_token = self.token_start(last_token) + len(self.tokens[last_token])
         return start, self.display_offset(end_token - 1) + 1
 
 

@@ -52,8 +52,12 @@ def test_normalise_never_raises_and_tokens_are_letters_or_digits(raw: str) -> No
 @given(st.text())
 def test_tokens_and_their_offsets_are_the_runs_of_alphanumerics(raw: str) -> None:
     field = Field.from_raw(raw)
+    assert field.display == display_text(raw) and field.normalised == normalize(raw)
     runs = list(re.finditer(r"[^\W_]+", field.normalised))
     assert field.tokens == [run.group() for run in runs]
+    # token_start places a few tokens from one another, in any order; token_starts all at once.
+    odd_first = [*range(1, len(runs), 2), *range(0, len(runs), 2)]
+    assert {i: field.token_start(i) for i in odd_first} == {i: run.start() for i, run in enumerate(runs)}
     assert field.token_starts() == [run.start() for run in runs]
 
 

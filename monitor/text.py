@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_right
 from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import add
@@ -25,6 +26,9 @@ from operator import add
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
 _SEPARATOR_RE = re.compile(r"[\W_]")
 _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
+# What str.split() splits on.
+_SPACE_RUN_RE = re.compile(r"[\s\x1c-\x1f\x85]+")
+_COMMON_SPACES = (" ", "\n", "\t", "\r")
 # ASCII text straight to its tokens' form: folded (lower case) with separators as spaces.
 _ASCII_TOKEN_FORM = str.maketrans({chr(c): chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})
 
@@ -126,25 +130,25 @@ def query_tokens(word: str) -> list[str]:
 class Field:
     """One field of a document (title, summary or content).
 
-    Its tokens are made at once. The display and normalised forms, and where tokens
-    start, are made only when asked for: a snippet or a ``/regex/`` needs them, and most
-    documents match no rule.
+    Its tokens are made at once, from the readable text (HTML stripped, NFKC) folded with
+    every separator a space: the *token form*, whose ``split()`` they are. The display and
+    normalised forms, and where tokens start, are made only when asked for: a snippet or
+    a ``/regex/`` needs them, and most documents match no rule.
     """
 
-    __slots__ = ("_char_map", "_display", "_known", "_normalised", "_spaced", "_starts", "_text", "tokens")
+    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_starts", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         """``text`` is readable text (``readable_text``): white space is collapsed later."""
-        self._text = text
+        self.text = text  # readable text; raw_span gives offsets in it
         # Collapsing white space changes no token: tokens come from the text as it is.
-        self.tokens: list[str] = (text.translate(_ASCII_TOKEN_FORM) if text.isascii()
-                                  else spaced(fold(text))).split()
+        self._form = text.translate(_ASCII_TOKEN_FORM) if text.isascii() else spaced(fold(text))
+        self.tokens: list[str] = self._form.split()
         self._display: str | None = None
         self._normalised: str | None = None
-        self._spaced: str | None = None
         self._starts: list[int] | None = None
         self._known: dict[int, int] = {}
-        self._char_map: list[int] | None = None
+        self._raw_map: list[int] | None = None
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
@@ -154,66 +158,108 @@ class Field:
     def display(self) -> str:
         """HTML stripped and unescaped, NFKC, white space collapsed: what a person reads."""
         if self._display is None:
-            self._display = " ".join(self._text.split())
+            self._display = " ".join(self.text.split())
         return self._display
 
     @property
     def normalised(self) -> str:
-        """The display text folded: what tokens are read from and ``/regex/`` terms see."""
+        """The display text folded: what ``/regex/`` terms see."""
         if self._normalised is None:
             self._normalised = fold(self.display)
         return self._normalised
 
-    @property
-    def spaced(self) -> str:
-        if self._spaced is None:
-            self._spaced = spaced(self.normalised)
-        return self._spaced
-
     def token_starts(self) -> list[int]:
-        """The offset in the normalised text where each token starts."""
+        """Where each token starts in the normalised text (to place a regex match)."""
         if self._starts is None:
-            # In ``spaced`` every separator is one space, so split(" ") yields each token and an
-            # empty string per extra space; element j starts at (lengths before it) + j.
-            parts = self.spaced.split(" ")
+            # In spaced(normalised) every separator is one space, so split(" ") yields each token
+            # and an empty string per extra space; element j starts at (lengths before it) + j.
+            parts = spaced(self.normalised).split(" ")
             offsets = map(add, accumulate(map(len, parts), initial=0), count())
             self._starts = list(compress(offsets, parts))
         return self._starts
 
-    def token_start(self, index: int) -> int:
-        """Where token ``index`` starts in the normalised text.
+    def _form_start(self, index: int) -> int:
+        """Where token ``index`` starts in the token form.
 
         A snippet needs a few tokens near one another: each is found from the nearest one
         found before it, by a split that stops there, rather than by placing every token.
         """
-        if self._starts is not None:
-            return self._starts[index]
         known = self._known
         if index not in known:
             before = max((i for i in known if i < index), default=None)
             base, offset = (0, 0) if before is None else (before, known[before])
-            rest = self.spaced[offset:] if offset else self.spaced
+            rest = self._form[offset:] if offset else self._form
             # split(None, n) leaves token base+n (and what follows) as its last part.
             known[index] = offset + len(rest) - len(rest.split(None, index - base)[-1])
         return known[index]
 
-    def display_offset(self, normalised_offset: int) -> int:
-        """The offset in the display text of a character of the normalised text."""
-        if self.display.isascii():
-            return normalised_offset
-        if self._char_map is None:
-            char_map: list[int] = []
-            for index, char in enumerate(self.display):
-                char_map.extend([index] * len(fold_char(char)))
-            char_map.append(len(self.display))
-            self._char_map = char_map
-        return self._char_map[min(normalised_offset, len(self._char_map) - 1)]
+    def _raw_offset(self, form_offset: int) -> int:
+        """The offset in the readable text of a character of the token form."""
+        if self.text.isascii():
+            return form_offset  # folding ASCII keeps every offset
+        if self._raw_map is None:
+            raw_map: list[int] = []
+            for index, char in enumerate(self.text):
+                raw_map.extend([index] * len(fold_char(char)))
+            raw_map.append(len(self.text))
+            self._raw_map = raw_map
+        return self._raw_map[min(form_offset, len(self._raw_map) - 1)]
 
-    def display_span(self, first_token: int, last_token: int) -> tuple[int, int]:
-        """Display-text (start, end) covering tokens first_token..last_token."""
-        start = self.display_offset(self.token_start(first_token))
-        end_token = self.token_start(last_token) + len(self.tokens[last_token])
-        return start, self.display_offset(end_token - 1) + 1
+    def raw_span(self, first_token: int, last_token: int) -> tuple[int, int]:
+        """(start, end) in the readable text of tokens first_token..last_token."""
+        start = self._raw_offset(self._form_start(first_token))
+        end = self._form_start(last_token) + len(self.tokens[last_token])
+        return start, self._raw_offset(end - 1) + 1
+
+    def snippet(self, token_spans: list[tuple[int, int]], width: int = 240) -> tuple[str, list[tuple[int, int]]]:
+        """``cut_snippet`` of the display text around the first of ``token_spans`` (first and
+        last token of each), and where each span falls in it.
+
+        Only a region around the first span is collapsed to display text, not the field.
+        """
+        if not token_spans:
+            return cut_snippet(self.display, [], width)
+        text = self.text
+        spans = [self.raw_span(first, last) for first, last in token_spans]
+        first_start, first_end = spans[0]
+        low = max(0, first_start - width)
+        high = min(len(text), first_end + 2 * width)
+        # The region starts and ends at white space, not inside a word, where there is some
+        # well outside the window cut_snippet takes ("…" marks a cut either way).
+        if low > 0:
+            after = min((found for space in _COMMON_SPACES if (found := text.find(space, low, first_start)) >= 0),
+                        default=first_start)
+            low = after + 1 if after < first_start - width // 3 else low
+        if high < len(text):
+            before = max(text.rfind(space, first_end, high) for space in _COMMON_SPACES)
+            high = before if before > first_end + width else high
+        region, ends, removed = _collapse(text[low:high])
+
+        def shown(offset: int) -> int:
+            runs = bisect_right(ends, offset - low)
+            return offset - low - (removed[runs - 1] if runs else 0)
+
+        inside = [(shown(start), shown(end)) for start, end in spans if low <= start and end <= high]
+        snippet, highlights = cut_snippet(region, inside, width)
+        if low > 0 and text[:low].strip() and not snippet.startswith("…"):
+            snippet, highlights = "…" + snippet, [(start + 1, end + 1) for start, end in highlights]
+        if high < len(text) and text[high:].strip() and not snippet.endswith("…"):
+            snippet += "…"
+        return snippet, highlights
+
+
+def _collapse(text: str) -> tuple[str, list[int], list[int]]:
+    """``" ".join(text.split())``, with where each white-space run of ``text`` ends and how
+    many characters had been removed once it ended (to move an offset into the result)."""
+    ends: list[int] = []
+    removed: list[int] = []
+    total = 0
+    for run in _SPACE_RUN_RE.finditer(text):
+        start, end = run.span()
+        total += end - start - (0 if start == 0 or end == len(text) else 1)
+        ends.append(end)
+        removed.append(total)
+    return " ".join(text.split()), ends, removed
 
 
 def cut_snippet(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.text import Field, cut_snippet, display_text, fold, fold_char, normalize, tokens
+from monitor.text import Field, display_text, fold, fold_char, normalize, tokens
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -37,10 +37,23 @@ def test_display_text_collapses_space_and_keeps_case() -> None:
 def test_snippet_maps_back_to_display_text_with_diacritics() -> None:
     field = Field.from_raw("Dovilė Šakalienė warned that Russian jets violated Lithuanian airspace.")
     index = field.tokens.index("violated")
-    start, end = field.display_span(index, index)
-    assert field.display[start:end] == "violated"
-    snippet, spans = cut_snippet(field.display, [(start, end)], width=40)
+    snippet, spans = field.snippet([(index, index)], width=40)
     assert [snippet[s:e] for s, e in spans] == ["violated"]
+    assert snippet.startswith("…") and snippet.strip("…") in field.display
+
+
+@given(st.text(alphabet=st.sampled_from("aé ß\n\tX-1\u00a0.ﬁ\u0301Ł"), max_size=700), st.data())
+def test_a_snippet_highlights_the_tokens_asked_for(raw: str, data: st.DataObject) -> None:
+    field = Field.from_raw(raw)
+    if not field.tokens:
+        return
+    first = data.draw(st.integers(0, len(field.tokens) - 1))
+    last = data.draw(st.integers(first, min(first + 3, len(field.tokens) - 1)))
+    snippet, spans = field.snippet([(first, last)], width=data.draw(st.integers(20, 240)))
+    assert snippet.strip("…") in field.display
+    if spans:  # a span longer than the window is left unmarked
+        start, end = spans[0]
+        assert tokens(fold(snippet[start:end])) == field.tokens[first:last + 1]
 
 
 @given(st.text())
@@ -55,10 +68,15 @@ def test_tokens_and_their_offsets_are_the_runs_of_alphanumerics(raw: str) -> Non
     assert field.display == display_text(raw) and field.normalised == normalize(raw)
     runs = list(re.finditer(r"[^\W_]+", field.normalised))
     assert field.tokens == [run.group() for run in runs]
-    # token_start places a few tokens from one another, in any order; token_starts all at once.
-    odd_first = [*range(1, len(runs), 2), *range(0, len(runs), 2)]
-    assert {i: field.token_start(i) for i in odd_first} == {i: run.start() for i, run in enumerate(runs)}
     assert field.token_starts() == [run.start() for run in runs]
+    # raw_span places tokens in the readable text from one another, in any order. (One character
+    # may fold to several tokens: "½" is "1⁄2".)
+    odd_first = [*range(1, len(runs), 2), *range(0, len(runs), 2)]
+    spans = {i: field.raw_span(i, i) for i in odd_first}
+    for i, (start, end) in spans.items():
+        assert start < end and field.tokens[i] in tokens(fold(field.text[start:end]))
+    ordered = [spans[i] for i in range(len(runs))]
+    assert ordered == sorted(ordered)
 
 
 @given(st.text())

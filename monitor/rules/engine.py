@@ -255,9 +255,7 @@ class RuleSet:
             if in_field:
                 # Only hits near the first can fall inside the snippet window.
                 in_field = [h for h in in_field if h.first <= in_field[0].first + _SNIPPET_TOKENS]
-                field = view.fields[field_index]
-                spans = [field.display_span(h.first, h.last) for h in in_field]
-                return cut_snippet(field.display, spans)
+                return view.fields[field_index].snippet([(h.first, h.last) for h in in_field])
         return cut_snippet(view.fields[2].display or view.fields[0].display, [])
 
     def entities_in(self, view: DocView, scope: tuple[int, ...] = ALL_FIELDS) -> tuple[str, ...]:
@@ -271,7 +269,7 @@ class RuleSet:
         first_seen: dict[str, int] = {}
         for term in self._entities.keys() & view.hits.keys():
             for node, entity in self._entities[term]:
-                spans = node.spans(view, scope)
-                if spans and (entity not in first_seen or spans[0][0] < first_seen[entity]):
-                    first_seen[entity] = spans[0][0]
+                position = node.first(view, scope)
+                if position is not None and (entity not in first_seen or position < first_seen[entity]):
+                    first_seen[entity] = position
         return tuple(sorted(first_seen, key=lambda e: (first_seen[e], e)))

@@ -8,6 +8,7 @@ candidate rule asks about.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -77,6 +78,21 @@ class DocView:
             self._term_positions[term] = cached
         return cached
 
+    def first_position(self, term: int, scope: tuple[int, ...]) -> int | None:
+        """The first position of ``term`` in ``scope``: found by scans that stop there."""
+        tokens = self.hits.get(term)
+        if not tokens:
+            return None
+        for field_index in sorted(scope):
+            field_tokens = self.fields[field_index].tokens
+            found = []
+            for token in tokens:
+                with contextlib.suppress(ValueError):
+                    found.append(field_tokens.index(token))
+            if found:
+                return self.bases[field_index] + min(found)
+        return None
+
     def field_of(self, position: int) -> int:
         return bisect_right(self.bases, position) - 1
 
@@ -114,6 +130,11 @@ class CNode:
         """Token spans where a positional node is found (empty for others)."""
         return []
 
+    def first(self, view: DocView, scope: tuple[int, ...]) -> int | None:
+        """Where the first span starts, if any."""
+        spans = self.spans(view, scope)
+        return spans[0][0] if spans else None
+
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         """Append the hits that make this node hold."""
         out.extend(view.hit(span) for span in self.spans(view, scope))
@@ -130,6 +151,9 @@ class TermNode(CNode):
         if self.term not in view.hits:
             return []
         return [(p, p) for p in view.scoped(self.term, scope)]
+
+    def first(self, view: DocView, scope: tuple[int, ...]) -> int | None:
+        return view.first_position(self.term, scope)
 
 
 class PhraseNode(CNode):

@@ -27,8 +27,7 @@ from operator import add
 _SEPARATOR_RE = re.compile(r"[\W_]")
 _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 # What str.split() splits on.
-_SPACE_RUN_RE = re.compile(r"[\s\x1c-\x1f\x85]+")
-_COMMON_SPACES = (" ", "\n", "\t", "\r")
+_LONG_SPACE_RUN_RE = re.compile(r"[\s\x1c-\x1f\x85]{2,}")
 # ASCII text straight to its tokens' form: folded (lower case) with separators as spaces.
 _ASCII_TOKEN_FORM = str.maketrans({chr(c): chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})
 
@@ -136,7 +135,7 @@ class Field:
     a ``/regex/`` needs them, and most documents match no rule.
     """
 
-    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_starts", "text", "tokens")
+    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_runs", "_starts", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         """``text`` is readable text (``readable_text``): white space is collapsed later."""
@@ -149,6 +148,7 @@ class Field:
         self._starts: list[int] | None = None
         self._known: dict[int, int] = {}
         self._raw_map: list[int] | None = None
+        self._runs: tuple[int, list[int], list[int]] | None = None
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
@@ -213,53 +213,35 @@ class Field:
 
     def snippet(self, token_spans: list[tuple[int, int]], width: int = 240) -> tuple[str, list[tuple[int, int]]]:
         """``cut_snippet`` of the display text around the first of ``token_spans`` (first and
-        last token of each), and where each span falls in it.
-
-        Only a region around the first span is collapsed to display text, not the field.
-        """
-        if not token_spans:
-            return cut_snippet(self.display, [], width)
-        text = self.text
+        last token of each), and where each span falls in it."""
         spans = [self.raw_span(first, last) for first, last in token_spans]
-        first_start, first_end = spans[0]
-        low = max(0, first_start - width)
-        high = min(len(text), first_end + 2 * width)
-        # The region starts and ends at white space, not inside a word, where there is some
-        # well outside the window cut_snippet takes ("…" marks a cut either way).
-        if low > 0:
-            after = min((found for space in _COMMON_SPACES if (found := text.find(space, low, first_start)) >= 0),
-                        default=first_start)
-            low = after + 1 if after < first_start - width // 3 else low
-        if high < len(text):
-            before = max(text.rfind(space, first_end, high) for space in _COMMON_SPACES)
-            high = before if before > first_end + width else high
-        region, ends, removed = _collapse(text[low:high])
+        display = self.display
+        if len(display) != len(self.text):  # white space was collapsed: move the offsets too
+            shown = self._collapsed_offset
+            spans = [(shown(start), shown(end)) for start, end in spans]
+        return cut_snippet(display, spans, width)
 
-        def shown(offset: int) -> int:
-            runs = bisect_right(ends, offset - low)
-            return offset - low - (removed[runs - 1] if runs else 0)
-
-        inside = [(shown(start), shown(end)) for start, end in spans if low <= start and end <= high]
-        snippet, highlights = cut_snippet(region, inside, width)
-        if low > 0 and text[:low].strip() and not snippet.startswith("…"):
-            snippet, highlights = "…" + snippet, [(start + 1, end + 1) for start, end in highlights]
-        if high < len(text) and text[high:].strip() and not snippet.endswith("…"):
-            snippet += "…"
-        return snippet, highlights
-
-
-def _collapse(text: str) -> tuple[str, list[int], list[int]]:
-    """``" ".join(text.split())``, with where each white-space run of ``text`` ends and how
-    many characters had been removed once it ended (to move an offset into the result)."""
-    ends: list[int] = []
-    removed: list[int] = []
-    total = 0
-    for run in _SPACE_RUN_RE.finditer(text):
-        start, end = run.span()
-        total += end - start - (0 if start == 0 or end == len(text) else 1)
-        ends.append(end)
-        removed.append(total)
-    return " ".join(text.split()), ends, removed
+    def _collapsed_offset(self, offset: int) -> int:
+        """The display-text offset of a token boundary in the readable text."""
+        if self._runs is None:
+            # Leading white space goes; each run of two or more characters inside becomes one
+            # space; a single white-space character becomes a space in place.
+            text = self.text
+            lead = len(text) - len(text.lstrip())
+            ends: list[int] = []
+            removed: list[int] = []
+            total = lead
+            for run in _LONG_SPACE_RUN_RE.finditer(text, lead):
+                start, end = run.span()
+                if end == len(text):
+                    break
+                total += end - start - 1
+                ends.append(end)
+                removed.append(total)
+            self._runs = (lead, ends, removed)
+        lead, ends, removed = self._runs
+        runs = bisect_right(ends, offset)
+        return offset - (removed[runs - 1] if runs else lead)
 
 
 def cut_snippet(

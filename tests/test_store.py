@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -142,6 +143,33 @@ def test_a_migration_upgrades_in_place_and_keeps_rows(tmp_path: Path, database: 
             assert connection.execute(text("SELECT key, note FROM stories")).all() == [("k", "kept")]
         with pytest.raises(StoreError, match=r"schema version \d+ is newer than this crisis-monitor knows"):
             migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def test_daemons_starting_together_on_a_fresh_database_migrate_it_once(tmp_path: Path, database: str) -> None:
+    # Several daemons sharing one new database start at the same moment: each checks the schema
+    # version and would run the same migrations. One does; the others wait for it and find it done.
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            Store(database).close()
+        except BaseException as error:  # reported by the assertion below
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    engine = create_engine(database)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version FROM schema_version")).all() == [(LATEST,)]
     finally:
         engine.dispose()
 

@@ -35,14 +35,16 @@ def _initial(connection: Connection) -> None:
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
+MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling off: _sqlite_begin starts every transaction.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout first: switching a new file to WAL takes a lock another process may hold.
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -74,7 +76,14 @@ def migrate(engine: Engine, migrations: dict[int, Callable[[Connection], None]] 
         raise StoreError(f"{redact_url(str(engine.url))}: schema version {version} is newer than this "
                          f"crisis-monitor knows ({latest})", "upgrade crisis-monitor, or point it at another database")
     for number in range(version + 1, latest + 1):
-        with engine.begin() as connection:
+        # Daemons sharing a new database may start together: each step runs under a write lock
+        # taken up front (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL), and is
+        # skipped when another process applied it while this one waited.
+        with engine.execution_options(immediate=True).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            if current_version(connection) >= number:
+                continue
             SchemaVersion.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
             steps[number](connection)
             connection.execute(text("DELETE FROM schema_version"))

@@ -28,9 +28,9 @@ from monitor.feeds.fetch import Fetcher, FetchResult
 from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
 from monitor.rules.engine import RuleSet
+from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.repo import PollRecord, PollWrite, Store
-from monitor.text import display_text
 from monitor.types import Document, FeedState, FeedUpdate, ItemWrite
 
 log = logging.getLogger("monitor.poll")
@@ -102,17 +102,19 @@ def prepare_items(docs: list[Document], known: dict[str, Known], rules: RuleSet,
     split = plan(docs, known)
     writes: list[ItemWrite] = []
     for doc in split.new:
-        found = tuple(rules.match(doc))
+        view = rules.view(doc)
+        found = tuple(rules.match_view(view))
         published = doc.published_at or now
         alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in found)
-        writes.append(ItemWrite(_as_text(doc), story_key(doc, feed), document_hash(doc), published, found, alert))
+        writes.append(ItemWrite(_as_text(view), story_key(doc, feed), document_hash(doc), published, found, alert))
     for doc, seen in split.changed:
-        now_matching = rules.match(doc)
+        view = rules.view(doc)
+        now_matching = rules.match_view(view)
         fresh = newly_matched((m.rule for m in now_matching), seen.rules)
         matches = tuple(m for m in now_matching if m.rule in fresh)
         published = doc.published_at or now
         alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in matches)
-        writes.append(ItemWrite(_as_text(doc), story_key(doc, feed), document_hash(doc), published,
+        writes.append(ItemWrite(_as_text(view), story_key(doc, feed), document_hash(doc), published,
                                 matches, alert, item_id=seen.item_id))
     return writes
 
@@ -177,9 +179,10 @@ class GroupCommit:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
-def _as_text(doc: Document) -> Document:
-    return replace(doc, title=display_text(doc.title), summary=display_text(doc.summary),
-                   content=display_text(doc.content))
+def _as_text(view: DocView) -> Document:
+    """The document to store: its fields as display text (made once, for matching too)."""
+    title, summary, content = (field.display for field in view.fields)
+    return replace(view.doc, title=title, summary=summary, content=content)
 
 
 class Pipeline:

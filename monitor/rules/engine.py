@@ -213,8 +213,14 @@ class RuleSet:
             found.update(by_term[term])
         return sorted(found)
 
+    def view(self, doc: Document) -> DocView:
+        """``doc`` as this rule set reads it (its fields' display text included)."""
+        return DocView(self.terms, doc)
+
     def match(self, doc: Document) -> list[Match]:
-        view = DocView(self.terms, doc)
+        return self.match_view(self.view(doc))
+
+    def match_view(self, view: DocView) -> list[Match]:
         out = []
         for number in self.candidates(view):
             found = self._evaluate(self.rules[number], view)

@@ -8,7 +8,6 @@ candidate rule asks about.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -52,19 +51,17 @@ class DocView:
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
 
     def _positions_of(self, token: str) -> list[int]:
-        # A few tokens are ever asked for, so each is found by list.index scans (in C)
-        # rather than by indexing every token of the document.
+        # A few tokens are ever asked for, so each is found by list.count and list.index scans
+        # (in C) rather than by indexing every token of the document; counting first spares
+        # the ValueError that ends an index() loop, which costs more than a scan.
         found = self._token_positions.get(token)
         if found is None:
             found = []
             for base, field in zip(self.bases, self.fields, strict=True):
                 index = -1
-                try:
-                    while True:
-                        index = field.tokens.index(token, index + 1)
-                        found.append(base + index)
-                except ValueError:
-                    pass
+                for _ in range(field.tokens.count(token)):
+                    index = field.tokens.index(token, index + 1)
+                    found.append(base + index)
             self._token_positions[token] = found
         return found
 
@@ -85,10 +82,7 @@ class DocView:
             return None
         for field_index in sorted(scope):
             field_tokens = self.fields[field_index].tokens
-            found = []
-            for token in tokens:
-                with contextlib.suppress(ValueError):
-                    found.append(field_tokens.index(token))
+            found = [field_tokens.index(token) for token in tokens if token in field_tokens]
             if found:
                 return self.bases[field_index] + min(found)
         return None

@@ -7,6 +7,7 @@ MonitorError becomes one line on stderr and exit status 1; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,16 +42,31 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
+    from monitor.config import find_config, load_file
+    from monitor.errors import ConfigError
+    from monitor.routing import unknown_channels
     from monitor.rules.loader import check_folder
 
     directory = _rules_dir(args.dir)
     specs, gazetteer, errors = check_folder(directory)
-    for error in errors:
-        print(error)
-    status = "ok" if not errors else f"{len(errors)} problem(s)"
-    print(f"{directory}: {len(specs)} rules, {len(gazetteer.entities)} entities: {status}",
+    problems: list[object] = list(errors)
+    checked = ""
+    # The channels rules name are checked against the config, when there is one to read.
+    config_path = find_config(args.config, os.environ)
+    if args.config or config_path.is_file():
+        try:
+            config = load_file(args.config)
+        except ConfigError as error:
+            problems.append(error)
+        else:
+            problems.extend(unknown_channels(specs, config.channels))
+            checked = f"; channels checked against {config_path}"
+    for problem in problems:
+        print(problem)
+    status = "ok" if not problems else f"{len(problems)} problem(s)"
+    print(f"{directory}: {len(specs)} rules, {len(gazetteer.entities)} entities{checked}: {status}",
           file=sys.stderr)
-    return EXIT_USER if errors else EXIT_OK
+    return EXIT_USER if problems else EXIT_OK
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
@@ -233,9 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     rule_commands = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
     check = rule_commands.add_parser(
         "check", help="validate every rule and entity file",
-        description="Validate every rule and entity file; print every problem as "
-        "file:line:col: message; exit 1 on any error.")
+        description="Validate every rule and entity file, and the channels rules name against the "
+        "config; print every problem as file:line:col: message; exit 1 on any error.")
     check.add_argument("dir", nargs="?", metavar="DIR", help="rules folder (default: ./rules)")
+    check.add_argument("--config", metavar="PATH",
+                       help="also check the channels rules name against this config (default: the config "
+                       "found as for run: $CRISIS_MONITOR_CONFIG, ./config.toml, /etc/crisis-monitor/config.toml; "
+                       "none found, no channel check)")
     check.set_defaults(handler=cmd_rules_check)
     test = rule_commands.add_parser(
         "test", help="run each rule's own examples",

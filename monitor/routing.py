@@ -34,11 +34,16 @@ class Router:
         return [c.name for c in self.channels if allows(c, match.severity, match.tags)]
 
 
+def unknown_channels(specs: Iterable[RuleSpec], channels: Sequence[ChannelSpec]) -> list[RuleError]:
+    """A RuleError for each channel a rule names that config.toml does not define."""
+    known = {c.name for c in channels}
+    return [RuleError(spec.channels_location or spec.location, f"channels: unknown channel {name!r}",
+                      f"channels in config.toml: {', '.join(sorted(known))}")
+            for spec in specs for name in spec.channels if name not in known]
+
+
 def check_channels(specs: Iterable[RuleSpec], channels: Sequence[ChannelSpec]) -> None:
     """RuleSetError for every rule that names a channel config.toml does not define."""
-    known = {c.name for c in channels}
-    errors = [RuleError(spec.location, f"channels: unknown channel {name!r}",
-                        f"channels in config.toml: {', '.join(sorted(known))}")
-              for spec in specs for name in spec.channels if name not in known]
+    errors = unknown_channels(specs, channels)
     if errors:
         raise RuleSetError(errors)

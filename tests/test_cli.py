@@ -122,6 +122,25 @@ def test_rules_check_ok_and_errors(tmp_path: Path) -> None:
     assert any(line.startswith(f"{tmp_path}/b.yaml:5:1: unknown key 'foo'") for line in lines)
 
 
+def test_rules_check_checks_the_channels_rules_name_against_the_config(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "paged.yaml").write_text("id: paged\ntitle: t\nseverity: high\nquery: jets\nchannels: [pager]\n")
+    (tmp_path / "config.toml").write_text('[monitor]\nrules = "rules"\n')
+    # The config found as the daemon finds it (./config.toml) defines no channel "pager".
+    missing = run_cli("rules", "check", "rules", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stdout.splitlines() == [
+        "rules/paged.yaml:5:11: channels: unknown channel 'pager' (hint: channels in config.toml: console)"]
+    assert "channels checked against config.toml" in missing.stderr
+    (tmp_path / "paging.toml").write_text('[[channels]]\nname = "pager"\ntype = "console"\n')
+    defined = run_cli("rules", "check", str(rules), "--config", str(tmp_path / "paging.toml"))
+    assert defined.returncode == 0, defined.stdout
+    broken = run_cli("rules", "check", str(rules), "--config", str(tmp_path / "nope.toml"))
+    assert broken.returncode == 1 and "nope.toml: no such config file" in broken.stdout
+    assert "Traceback" not in broken.stdout + broken.stderr
+
+
 def test_rules_test_passes_on_shipped_rules_and_fails_on_a_bad_example(tmp_path: Path) -> None:
     ok = run_cli("rules", "test")
     assert ok.returncode == 0, ok.stdout

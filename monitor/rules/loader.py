@@ -52,6 +52,7 @@ class RuleSpec:
     examples_match: tuple[Document, ...] = ()
     examples_no_match: tuple[Document, ...] = ()
     location: SourceLocation = field(default=SourceLocation(""), compare=False)
+    channels_location: SourceLocation | None = field(default=None, compare=False)  # of the channels list
 
 
 @dataclass
@@ -214,7 +215,8 @@ def _build(check: _FileCheck, root: yaml.Node) -> RuleSpec | None:
         check.fail(root, "weights and threshold go together", "set both, or neither")
         return None
     values.pop("examples", None)
-    return RuleSpec(location=check.source.at(entries["id"][1]), **values)
+    channels_at = check.source.at(entries["channels"][1]) if "channels" in entries else None
+    return RuleSpec(location=check.source.at(entries["id"][1]), channels_location=channels_at, **values)
 
 
 def _value_of(check: _FileCheck, key: str, node: yaml.Node, values: dict[str, Any]) -> Any:

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
-import multiprocessing
-import os
 import pickle
 import signal
-import sys
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +37,7 @@ from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
 from monitor.types import FEED_STATUSES
 from monitor.web import WebServer
+from monitor.workers import WorkerPool
 
 log = logging.getLogger("monitor.daemon")
 
@@ -49,7 +45,6 @@ WATCH_EVERY = 2.0
 # What a reload cannot change in a running daemon, with the names users know them by.
 RESTART_KEYS = {"database": "[monitor] database", "parse_workers": "[monitor] parse_workers",
                 "http": "[http]", "web_listen": "[web] listen"}
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DISPATCH_EVERY = 5.0
 
 
@@ -65,20 +60,6 @@ async def settle() -> None:
     the loop, and a loop that ends first leaves it to the garbage collector (ResourceWarning)."""
     for _ in range(3):
         await asyncio.sleep(0)
-
-
-def worker_init() -> None:
-    """In each parse worker: die with the daemon. A SIGKILLed daemon must not leave workers behind
-    (they would hold its stdout, and its journal stream, open)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
-        if os.getppid() == 1:  # the daemon died before prctl took effect
-            os._exit(0)
 
 
 def rules_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -100,9 +81,8 @@ class Runtime:
         self.store = Store(config.database)
         self.fetcher = Fetcher(config.http)
         # Parsing is the heaviest CPU step; worker processes give it the other cores.
-        self.parser = (ProcessPoolExecutor(config.parse_workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=worker_init) if config.parse_workers else None)
-        self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, self.parser, clock=clock)
+        self.workers = WorkerPool(config.parse_workers) if config.parse_workers else None
+        self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, self.workers, clock=clock)
         self.outbox = Outbox(self.store)
         self.dispatcher = Dispatcher(config, self.outbox, clock)
         self.store.sync_feeds(config.feeds, clock(), config.poll_interval)
@@ -117,8 +97,8 @@ class Runtime:
         await self.dispatcher.close()
         await self.pipeline.close()
         await self.fetcher.close()
-        if self.parser is not None:
-            self.parser.shutdown(wait=True, cancel_futures=True)
+        if self.workers is not None:
+            self.workers.shutdown()
         self.store.close()
         await settle()
 

@@ -16,10 +16,10 @@ import pickle
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any, TypeVar
 
 from monitor import metrics
 from monitor.config import Config, FeedSpec
@@ -32,8 +32,12 @@ from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.repo import PollRecord, PollWrite, Store
 from monitor.types import Document, FeedState, FeedUpdate, ItemWrite
+from monitor.workers import WorkerLost, WorkerPool
 
 log = logging.getLogger("monitor.poll")
+T = TypeVar("T")
+# How long parsing or matching one feed may take in a worker before the worker is replaced.
+WORKER_DEADLINE = 60.0
 
 
 @dataclass(frozen=True)
@@ -187,10 +191,11 @@ def _as_text(view: DocView) -> Document:
 
 class Pipeline:
     def __init__(self, config: Config, store: Store, fetcher: Fetcher, rules: Callable[[], ActiveRules],
-                 parser: Executor | None = None, clock: Callable[[], datetime] = now_utc) -> None:
-        """``parser`` runs parse_feed (a process pool uses the other cores; None: a thread)."""
+                 workers: WorkerPool | None = None, clock: Callable[[], datetime] = now_utc) -> None:
+        """``workers`` parse and match (processes use the other cores; None: a thread, no deadline)."""
         self.config, self.store, self.fetcher = config, store, fetcher
-        self.rules, self.parser, self.clock = rules, parser, clock
+        self.rules, self.workers, self.clock = rules, workers, clock
+        self.worker_deadline = WORKER_DEADLINE
         self.writes = GroupCommit(store)
 
     async def close(self) -> None:
@@ -231,12 +236,19 @@ class Pipeline:
             return await self._save(spec, state, update, [], timings, now)
         return await self._ingest(spec, state, fetched, digest, now, timings)
 
+    async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
+        if self.workers is None:
+            return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+        return await self.workers.run(self.worker_deadline, function, *args)
+
     async def _ingest(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, digest: str, now: datetime,
                       timings: dict[str, float]) -> PollSummary:
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        parsed: ParsedFeed = await loop.run_in_executor(self.parser, parse_feed, fetched.body, fetched.headers,
-                                                        fetched.url, spec.name)
+        try:
+            parsed: ParsedFeed = await self._in_worker(parse_feed, fetched.body, fetched.headers, fetched.url,
+                                                       spec.name)
+        except WorkerLost as lost:
+            parsed = ParsedFeed([], problem=f"parsing {lost}")
         timings["parse"] = time.perf_counter() - started
         if parsed.problem:
             failed = replace(fetched, status="error", error=parsed.problem, retry_after=None)
@@ -244,22 +256,28 @@ class Pipeline:
         started = time.perf_counter()
         known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
         active = self.rules()
-        if self.parser is not None and active.blob and parsed.documents:
-            args = (parsed.documents, known, spec.name, now, self.config.max_item_age)
-            prepared = await loop.run_in_executor(self.parser, prepare_in_worker, active.generation, None, *args)
-            if prepared is None:  # that worker has yet to compile these rules
-                prepared = await loop.run_in_executor(self.parser, prepare_in_worker, active.generation,
-                                                      active.blob, *args)
-            assert prepared is not None
-            writes = prepared
-        else:
-            writes = await loop.run_in_executor(None, prepare_items, parsed.documents, known,
-                                                active.rule_set, spec.name, now, self.config.max_item_age)
+        try:
+            writes = await self._prepare(spec, parsed, known, active, now)
+        except WorkerLost as lost:
+            failed = replace(fetched, status="error", error=f"matching {lost}", retry_after=None)
+            return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
         timings["match"] = time.perf_counter() - started
         new = sum(1 for w in writes if w.item_id is None)
         update = self._healthy(spec, state, fetched, now, new_items=new, ttl=parsed.ttl, status="ok")
         update = replace(update, body_hash=digest, warning=parsed.warning or None, title=parsed.title or None)
         return await self._save(spec, state, update, writes, timings, now)
+
+    async def _prepare(self, spec: FeedSpec, parsed: ParsedFeed, known: dict[str, Known], active: ActiveRules,
+                       now: datetime) -> list[ItemWrite]:
+        args = (parsed.documents, known, spec.name, now, self.config.max_item_age)
+        if self.workers is None or not active.blob or not parsed.documents:
+            return await self._in_worker(prepare_items, parsed.documents, known, active.rule_set, spec.name, now,
+                                         self.config.max_item_age)
+        prepared = await self._in_worker(prepare_in_worker, active.generation, None, *args)
+        if prepared is None:  # that worker has yet to compile these rules
+            prepared = await self._in_worker(prepare_in_worker, active.generation, active.blob, *args)
+        assert prepared is not None
+        return prepared
 
     def _failed(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, now: datetime) -> FeedUpdate:
         failures = state.consecutive_failures + 1

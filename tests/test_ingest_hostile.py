@@ -3,12 +3,17 @@ while the good feed beside them is ingested. No entity is expanded, no external 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from monitor.daemon import Runtime
+from monitor.pipeline import PollSummary
 from tests.feedserver import FeedServer, Route
 from tests.helpers import FeedRow, items_by_feed, make_config, poll_once, rows
 
@@ -112,3 +117,49 @@ def test_failures_back_off_but_never_stop(feed_server: FeedServer, tmp_path: Pat
     feed_server.routes["/e500"] = Route(GOOD)
     summary = poll_once(config)["e500"]
     assert summary.status == "ok" and rows(config, FeedRow)[0].consecutive_failures == 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_feed_that_holds_its_worker_past_the_deadline_fails_alone_and_the_worker_is_replaced(
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    # 20,000 items keep feedparser busy for seconds: past a deadline of half a second, as a feed
+    # that sends it into an endless loop would be past any deadline.
+    items = "".join(f"<item><guid>g{n}</guid><title>Item {n}</title><description>{'word ' * 40}</description>"
+                    f"</item>" for n in range(20_000))
+    feed_server.routes["/heavy"] = Route(f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+                                         f"{items}</channel></rss>".encode())
+    feed_server.routes["/good"] = Route(GOOD)
+    feed_server.routes["/later"] = Route(GOOD.replace(b"<guid>", b"<guid>later-"))
+    config = replace(make_config(tmp_path, {n: feed_server.url(f"/{n}") for n in ("good", "heavy", "later")}),
+                     parse_workers=1)
+    specs = {spec.name: spec for spec in config.feeds}
+
+    async def polls() -> tuple[list[PollSummary], list[int], list[int], int]:
+        async with Runtime(config) as runtime:
+            assert runtime.workers is not None
+            await runtime.poll_all([specs["good"]])  # the worker is up
+            before = runtime.workers.pids()
+            runtime.pipeline.worker_deadline = 0.5
+            heavy = await runtime.poll_all([specs["heavy"]])
+            runtime.pipeline.worker_deadline = 60.0
+            later = await runtime.poll_all([specs["later"]])
+            return heavy + later, before, runtime.workers.pids(), runtime.workers.restarts
+
+    (heavy, later), before, after, restarts = asyncio.run(polls())
+    assert heavy.status == "error" and "parsing took longer than 0.5 s; its worker was stopped" in heavy.error
+    assert later.status == "ok" and later.new_items > 0  # parsed by the new worker
+    assert restarts == 1 and before and set(before).isdisjoint(after)
+    for _ in range(100):
+        if all(map(_gone, before)):
+            break
+        time.sleep(0.1)
+    assert all(map(_gone, before)), "the stuck worker was not stopped"
+    assert items_by_feed(config).get("heavy", []) == []

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from monitor import metrics
 from monitor.errors import MonitorError
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -77,6 +78,7 @@ class WorkerPool:
             return
         self.executor = self._start()
         self.restarts += 1
+        metrics.WORKER_RESTARTS.inc()
         # Private, but the only handle on the processes: a pool cannot cancel a running task.
         processes = list(getattr(stuck, "_processes", {}).values())
         for process in processes:

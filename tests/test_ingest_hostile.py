@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor import metrics
 from monitor.daemon import Runtime
 from monitor.pipeline import PollSummary
 from tests.feedserver import FeedServer, Route
@@ -141,6 +142,7 @@ def test_a_feed_that_holds_its_worker_past_the_deadline_fails_alone_and_the_work
     config = replace(make_config(tmp_path, {n: feed_server.url(f"/{n}") for n in ("good", "heavy", "later")}),
                      parse_workers=1)
     specs = {spec.name: spec for spec in config.feeds}
+    restarts_before = metrics.REGISTRY.get_sample_value("crisis_monitor_worker_restarts_total") or 0.0
 
     async def polls() -> tuple[list[PollSummary], list[int], list[int], int]:
         async with Runtime(config) as runtime:
@@ -157,6 +159,7 @@ def test_a_feed_that_holds_its_worker_past_the_deadline_fails_alone_and_the_work
     assert heavy.status == "error" and "parsing took longer than 0.5 s; its worker was stopped" in heavy.error
     assert later.status == "ok" and later.new_items > 0  # parsed by the new worker
     assert restarts == 1 and before and set(before).isdisjoint(after)
+    assert metrics.REGISTRY.get_sample_value("crisis_monitor_worker_restarts_total") == restarts_before + 1
     for _ in range(100):
         if all(map(_gone, before)):
             break

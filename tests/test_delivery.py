@@ -12,6 +12,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,42 @@ def test_secrets_never_reach_the_logs(feed_server: FeedServer, tmp_path: Path) -
         for secret in ("tok-SECRET-1", "hmac-SECRET-2"):
             assert secret not in result.stdout + result.stderr, (args, secret)
     assert any("token=tok-SECRET-1" in s.path for s in feed_server.posts)  # it was used, only not shown
+
+
+def test_a_burst_of_one_rule_is_grouped_after_the_first_alerts(feed_server: FeedServer, tmp_path: Path,
+                                                               smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, port = smtp
+    feed_server.routes["/f"] = Route(rss(*[(f"g{n}", f"Jets {n}", f"https://n.example/{n}", VIOLATION)
+                                           for n in range(5)]))
+    config = config_with(tmp_path, feed_server.url("/f"),
+                         email_channel(port, 'group_window = "3s"\ngroup_max = 2\n'))
+    poll_once(config)
+    deliver_until(config, lambda: {d.status for d in rows(config, DeliveryRow)} == {"delivered"}, seconds=15)
+    alerts = {a.id for a in rows(config, AlertRow)}
+    assert len(alerts) == 5
+    listed = [{i.strip() for i in m["X-Crisis-Monitor-Alerts"].split(",")} for m in inbox.messages]
+    # The first two go alone as they come; the other three wait for the window and go as one.
+    assert sorted(map(len, listed)) == [1, 1, 3] and set().union(*listed) == alerts
+    grouped = next(m for m, ids in zip(inbox.messages, listed, strict=True) if len(ids) == 3)
+    assert grouped["Subject"] == "[HIGH] Military aircraft or drone violates a state's airspace: 3 alerts"
+
+
+def test_in_quiet_hours_only_critical_alerts_go_out_and_the_rest_wait_for_the_end(
+        feed_server: FeedServer, tmp_path: Path, smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, port = smtp
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    window = f"{start:%H:%M}-{end:%H:%M}"
+    article_5 = "Lithuania's president called for NATO to invoke Article 5 after the missile strike on its territory."
+    feed_server.routes["/f"] = Route(rss(("v", "Jets", "https://n.example/v", VIOLATION),
+                                         ("a5", "Article 5", "https://n.example/a5", article_5)))
+    config = config_with(tmp_path, feed_server.url("/f"),
+                         email_channel(port, f'quiet_hours = "{window}"\ntimezone = "UTC"\n'))
+    poll_once(config)
+    assert [m["Subject"].split("]")[0] for m in inbox.messages] == ["[CRITICAL"]
+    alerts = {a.id: a for a in rows(config, AlertRow)}
+    waiting = [d for d in rows(config, DeliveryRow) if d.status != "delivered"]
+    assert [alerts[d.alert_id].severity for d in waiting] == ["high"]
+    assert waiting[0].attempts == 0  # waiting for the window is not a failed attempt
+    expected = end.replace(second=0, microsecond=0)
+    assert abs((waiting[0].next_attempt_at.replace(tzinfo=UTC) - expected).total_seconds()) < 60

@@ -80,14 +80,21 @@ def decide(channel: ChannelSpec, alerts: Sequence[Alert], now: datetime,
     by_rule: dict[str, list[Alert]] = {}
     for alert in ready:
         by_rule.setdefault(alert.rule, []).append(alert)
+    window = timedelta(seconds=channel.group_window)
     for rule, batch in by_rule.items():
+        # Alerts whose window has ended were held back as the rest of a burst (or are late
+        # retries): they go as one message now, whatever was sent since; the alerts sent alone
+        # at the start of their burst may be out of the window by then.
+        held = tuple(a for a in batch if a.created_at + window <= now)
+        if held:
+            actions.append(Send(held))
+        fresh = [a for a in batch if a.created_at + window > now]
         seen = recent.get(rule, 0)
-        if seen + len(batch) <= channel.group_max:
-            actions += [Send((a,)) for a in batch]
+        if seen + len(fresh) <= channel.group_max:
+            actions += [Send((a,)) for a in fresh]
             continue
-        alone = batch[:max(0, channel.group_max - seen)]
-        rest = tuple(batch[len(alone):])
+        alone = fresh[:max(0, channel.group_max - seen)]
+        rest = tuple(fresh[len(alone):])
         actions += [Send((a,)) for a in alone]
-        window_end = min(a.created_at for a in rest) + timedelta(seconds=channel.group_window)
-        actions.append(Send(rest) if window_end <= now else Postpone(rest, window_end))
+        actions.append(Postpone(rest, min(a.created_at for a in rest) + window))
     return actions

@@ -283,7 +283,8 @@ _CHANNEL_OPTIONS: dict[str, set[str]] = {
     "console": set(),
     "webhook": {"url", "secret", "timeout"},
     "slack": {"url", "timeout"},
-    "email": {"host", "port", "starttls", "tls", "username", "password", "from", "to", "digest", "timeout"},
+    "email": {"host", "port", "starttls", "tls", "ca_file", "username", "password", "from", "to", "digest",
+              "timeout"},
 }
 
 
@@ -409,7 +410,7 @@ def _http_option(reader: _Reader, data: Mapping[str, Any], where: tuple[str, int
     return url if isinstance(url, Secret) else Secret.of(url)
 
 
-def _email_options(reader: _Reader, data: Mapping[str, Any], index: int) -> dict[str, Any]:
+def _email_options(reader: _Reader, data: Mapping[str, Any], index: int, base: Path) -> dict[str, Any]:
     def w(key: str) -> tuple[str, int, str]:
         return ("channels", index, key)
 
@@ -426,9 +427,12 @@ def _email_options(reader: _Reader, data: Mapping[str, Any], index: int) -> dict
     if (username is None) != (password is None):
         raise reader.fail(w("password" if username else "username"), "username and password go together",
                           "set both for SMTP authentication, or neither")
+    ca_file = reader.get(data, w("ca_file"), str, None)
+    if ca_file is not None and not (starttls or tls):
+        raise reader.fail(w("ca_file"), "ca_file without TLS", "set tls = true or starttls = true, or drop ca_file")
     return {"host": reader.get(data, w("host"), str, required=True),
             "port": reader.get(data, w("port"), int, 465 if tls else 587 if starttls else 25),
-            "starttls": starttls, "tls": tls,
+            "starttls": starttls, "tls": tls, "ca_file": _resolve(base, ca_file) if ca_file else None,
             "username": Secret.of(username) if username is not None else None,
             "password": Secret.of(password) if password is not None else None,
             "from": reader.get(data, w("from"), str, required=True), "to": to,
@@ -436,9 +440,10 @@ def _email_options(reader: _Reader, data: Mapping[str, Any], index: int) -> dict
             "timeout": reader.convert(data, w("timeout"), parse_duration, 30.0)}
 
 
-def _channel_options(reader: _Reader, data: Mapping[str, Any], index: int, kind: str) -> dict[str, Any]:
+def _channel_options(reader: _Reader, data: Mapping[str, Any], index: int, kind: str,
+                     base: Path) -> dict[str, Any]:
     if kind == "email":
-        return _email_options(reader, data, index)
+        return _email_options(reader, data, index, base)
     if kind == "console":
         return {}
     options: dict[str, Any] = {"url": _http_option(reader, data, ("channels", index, "url")),
@@ -449,7 +454,7 @@ def _channel_options(reader: _Reader, data: Mapping[str, Any], index: int, kind:
     return options
 
 
-def _channels(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[ChannelSpec, ...]:
+def _channels(reader: _Reader, items: list[Mapping[str, Any]], base: Path) -> tuple[ChannelSpec, ...]:
     channels, seen = [], set[str]()
     for index, data in enumerate(items):
         name = _name(reader, data, "channels", index, seen)
@@ -469,7 +474,7 @@ def _channels(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[ChannelS
                               'add group_window = "10m" to group bursts of one rule')
         channels.append(ChannelSpec(
             name, kind, severity, reader.strings(data, ("channels", index, "tags")),
-            _channel_options(reader, data, index, kind), _quiet_hours(reader, data, index),
+            _channel_options(reader, data, index, kind, base), _quiet_hours(reader, data, index),
             _timezone(reader, data, index), group_window, group_max))
     return tuple(channels)
 
@@ -503,7 +508,7 @@ def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
             raise reader.fail((key, None, None), "must be a table", f"write it as [{key}]")
     reader.table(sections["web"], ("web", None, None), {"listen"})
     listen = reader.get(sections["web"], ("web", None, "listen"), str, "")
-    channels = _channels(reader, _array(reader, data, "channels"))
+    channels = _channels(reader, _array(reader, data, "channels"), base)
     if not channels:
         channels = (ChannelSpec("console", "console"),)
     return Config(path=path, http=_http(reader, sections["http"]), delivery=_delivery(reader, sections["delivery"]),

@@ -281,11 +281,21 @@ class Daemon:
         for key, name in RESTART_KEYS.items():
             if getattr(config, key) != getattr(old, key):
                 log.warning("%s changed: it takes effect after a restart (systemctl restart crisis-monitor)", name)
-        if not self.reload_rules(config):
-            return
         config = replace(config, **{key: getattr(old, key) for key in RESTART_KEYS})
+        dispatcher = None
         if (config.channels, config.delivery) != (old.channels, old.delivery):
-            asyncio.get_running_loop().create_task(self._swap_dispatcher(config))
+            try:  # built before anything changes: a channel it cannot build (ca_file) refuses the reload
+                dispatcher = Dispatcher(config, self.runtime.outbox, self.runtime.clock)
+            except MonitorError as error:
+                metrics.RELOAD_ERRORS.inc()
+                log.error("config reload failed: %s; the previous config stays in force", error)
+                return
+        if not self.reload_rules(config):
+            if dispatcher is not None:
+                asyncio.get_running_loop().create_task(dispatcher.close())
+            return
+        if dispatcher is not None:
+            asyncio.get_running_loop().create_task(self._swap_dispatcher(dispatcher, len(config.channels)))
         self.runtime.config = self.runtime.pipeline.config = config
         self.runtime.store.sync_feeds(config.feeds, now_utc(), config.poll_interval)
         names = {f.name for f in config.feeds}
@@ -296,13 +306,13 @@ class Daemon:
             self._schedule(spec, self.runtime.store.next_poll_at(spec.name) or now_utc())
         log.info("config reloaded", extra={"event": "reload", "feeds": len(config.feeds)})
 
-    async def _swap_dispatcher(self, config: Config) -> None:
+    async def _swap_dispatcher(self, dispatcher: Dispatcher, channels: int) -> None:
         """New channels, routes or retry settings: a new dispatcher; the old one's clients close."""
         old = self.runtime.dispatcher
-        self.runtime.dispatcher = Dispatcher(config, self.runtime.outbox, self.runtime.clock)
+        self.runtime.dispatcher = dispatcher
         self.wake_dispatcher.set()
         await old.close()
-        log.info("channels reloaded", extra={"event": "reload", "channels": len(config.channels)})
+        log.info("channels reloaded", extra={"event": "reload", "channels": channels})
 
     # --- signals and stop --------------------------------------------------------------------
 

@@ -66,6 +66,8 @@ def test_defaults_and_relative_paths() -> None:
     ("[monitor]\nrules = \"a\"\nrules = \"b\"\n", "/etc/cm/config.toml:3: not valid TOML"),
     ("[colours]\n", "/etc/cm/config.toml:1: colours: unknown table or key"),
     ("[monitor]\nlog_format = \"xml\"\n", "/etc/cm/config.toml:2: monitor.log_format: unknown log format"),
+    ("[[channels]]\nname = \"m\"\ntype = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n"
+     "ca_file = \"ca.pem\"\n", "/etc/cm/config.toml:7: channels[0].ca_file: ca_file without TLS"),
 ])
 def test_errors_name_the_line_and_key_with_a_hint(text: str, expected: str) -> None:
     message = error_of(text)

@@ -296,3 +296,15 @@ def test_sighup_adds_a_channel(setup) -> None:  # type: ignore[no-untyped-def]
         assert json.loads(receiver.acknowledged[0].body)["item"]["title"] == "Jets again"
     finally:
         receiver.close()
+
+
+def test_sighup_with_a_channel_it_cannot_build_keeps_the_old_config(setup) -> None:  # type: ignore[no-untyped-def]
+    daemon, server, config, _ = setup
+    daemon.wait_for("ALERT HIGH airspace-violation")
+    config.write_text(config.read_text() + '[[channels]]\nname = "console"\ntype = "console"\n'
+                      '[[channels]]\nname = "mail"\ntype = "email"\nhost = "127.0.0.1"\nstarttls = true\n'
+                      'ca_file = "missing-ca.pem"\nfrom = "a@example.org"\nto = ["b@example.org"]\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_for("config reload failed: channel 'mail': ca_file")
+    server.routes["/f"] = Route(rss(("g8", "Jets still", "https://n.example/8", VIOLATION)))
+    daemon.wait_for("ALERT HIGH airspace-violation: Jets still")  # the old console channel still delivers

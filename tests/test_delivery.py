@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import Block
 
 from monitor.config import Config
 from monitor.daemon import Runtime
+from monitor.errors import ConfigError
 from tests.conftest import run_cli
 from tests.feedserver import FeedServer, Route, Seen
 from tests.helpers import AlertRow, DeliveryRow, make_config, poll_once, rows
@@ -254,6 +255,13 @@ def test_email_over_implicit_tls(tmp_path: Path) -> None:
         # without trusting the certificate, the send fails, and says so
         failure = settled(EmailNotifier(channel).send(sample_alert("mail")))
         assert failure is not None and "certificate" in failure.error.lower()
+        # ca_file (relative to the config's folder) trusts the CA that signed the relay's certificate
+        trusting = load(text + f'ca_file = "{cert.name}"\n', cert.parent / "config.toml", {}).channels[0]
+        assert settled(EmailNotifier(trusting).send(sample_alert("mail"))) is None
+        assert len(inbox.messages) == 2
+        missing = load(text + 'ca_file = "nope.pem"\n', tmp_path / "config.toml", {}).channels[0]
+        with pytest.raises(ConfigError, match=r"channel 'mail': ca_file .*nope.pem: cannot load it"):
+            EmailNotifier(missing)
     finally:
         controller.stop()
 

@@ -12,6 +12,7 @@ from email.utils import formatdate, make_msgid
 import aiosmtplib
 
 from monitor.config import ChannelSpec, reveal
+from monitor.errors import ConfigError
 from monitor.notify.base import SendFailure
 from monitor.notify.payload import email_bodies, subject
 from monitor.types import Alert
@@ -41,6 +42,17 @@ class EmailNotifier:
         options = channel.options
         self.options = options
         self.digest: float | None = options.get("digest")
+        ca_file = options.get("ca_file")
+        if tls_context is None and ca_file is not None:
+            # A relay whose certificate a private CA signed: trust that CA (and the system's).
+            try:
+                tls_context = ssl.create_default_context()
+                tls_context.load_verify_locations(cafile=str(ca_file))
+            except (OSError, ssl.SSLError) as error:
+                reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error)
+                raise ConfigError(f"channel {channel.name!r}: ca_file {ca_file}: cannot load it: {reason}",
+                                  "give a PEM file of the CA certificates that signed the SMTP server's "
+                                  "certificate") from None
         self.tls_context = tls_context
 
     async def send(self, alert: Alert) -> SendFailure | None:

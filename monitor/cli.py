@@ -139,6 +139,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     sys.stdout)
 
 
+RULES_DIR_HELP = "rules folder (default: ./rules, else the rules shipped with the package)"
+
+
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $CRISIS_MONITOR_CONFIG, else "
                         "./config.toml, else /etc/crisis-monitor/config.toml)")
@@ -251,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate every rule and entity file",
         description="Validate every rule and entity file, and the channels rules name against the "
         "config; print every problem as file:line:col: message; exit 1 on any error.")
-    check.add_argument("dir", nargs="?", metavar="DIR", help="rules folder (default: ./rules)")
+    check.add_argument("dir", nargs="?", metavar="DIR", help=RULES_DIR_HELP)
     check.add_argument("--config", metavar="PATH",
                        help="also check the channels rules name against this config (default: the config "
                        "found as for run: $CRISIS_MONITOR_CONFIG, ./config.toml, /etc/crisis-monitor/config.toml; "
@@ -260,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     test = rule_commands.add_parser(
         "test", help="run each rule's own examples",
         description="Run each rule's examples (match and no_match); exit 1 on any failure.")
-    test.add_argument("dir", nargs="?", metavar="DIR", help="rules folder (default: ./rules)")
+    test.add_argument("dir", nargs="?", metavar="DIR", help=RULES_DIR_HELP)
     test.set_defaults(handler=cmd_rules_test)
     suggest = rule_commands.add_parser(
         "suggest", help="rank phrases and entities distinctive of a corpus",

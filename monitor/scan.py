@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import chain
@@ -20,6 +19,7 @@ from monitor.errors import InputError
 from monitor.rules.engine import RuleSet
 from monitor.rules.loader import load_folder
 from monitor.types import Document, Match
+from monitor.workers import worker_init
 
 _BOLD, _RESET = "\033[1m", "\033[0m"
 # Documents per task handed to a worker process; an input shorter than this is matched in-process.
@@ -86,10 +86,6 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-
-
 def _match_chunk(chunk: list[Document]) -> list[list[Match]]:
     assert _worker_rules is not None
     return [_worker_rules.match(doc) for doc in chunk]
@@ -122,7 +118,7 @@ def _match_in_workers(rule_set: RuleSet, chunks: Iterator[list[Document]],
     failure: InputError | None = None
     _worker_rules = rule_set
     try:
-        with multiprocessing.get_context("fork").Pool(workers, _ignore_interrupts) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, worker_init) as pool:
             try:
                 for chunk in chunks:
                     pending.append((chunk, pool.apply_async(_match_chunk, (chunk,))))

@@ -26,7 +26,7 @@ from operator import add
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
 _SEPARATOR_RE = re.compile(r"[\W_]")
 _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
-# What str.split() splits on.
+# Runs of two or more of the characters str.split() splits on (white space).
 _LONG_SPACE_RUN_RE = re.compile(r"[\s\x1c-\x1f\x85]{2,}")
 # ASCII text straight to its tokens' form: folded (lower case) with separators as spaces.
 _ASCII_TOKEN_FORM = str.maketrans({chr(c): chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})

@@ -48,8 +48,7 @@ class TermIndex:
         self.exact: dict[str, int] = {}
         self.prefixes: dict[int, dict[str, int]] = {}
         self.texts: list[str] = []
-        self._cache: dict[str, tuple[int, ...]] = {}
-        self._relevant: set[str] = set()  # tokens that match some term: the keys of _cache
+        self._cache: dict[str, tuple[int, ...]] = {}  # the tokens that match some term
         self._seen: set[str] = set()  # every token looked up since the cache was last cleared
 
     def add(self, word: q.Word) -> int:
@@ -76,7 +75,7 @@ class TermIndex:
             self._learn(set().union(*token_lists))
         out: dict[int, list[str]] = {}
         cache = self._cache
-        for token in self._relevant.intersection(chain.from_iterable(token_lists)):
+        for token in cache.keys() & chain.from_iterable(token_lists):
             for term in cache[token]:
                 if term in out:
                     out[term].append(token)
@@ -87,13 +86,11 @@ class TermIndex:
     def _learn(self, vocab: set[str]) -> None:
         if len(self._seen) + len(vocab) > _CACHE_LIMIT:
             self._cache.clear()
-            self._relevant.clear()
             self._seen.clear()
         for token in vocab - self._seen:
             terms = self.lookup(token)
             if terms:
                 self._cache[token] = terms
-                self._relevant.add(token)
         self._seen.update(vocab)
 
 

@@ -18,18 +18,17 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from bisect import bisect_right
 from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import add
 
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
 _SEPARATOR_RE = re.compile(r"[\W_]")
-_ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
-# Runs of two or more of the characters str.split() splits on (white space).
-_LONG_SPACE_RUN_RE = re.compile(r"[\s\x1c-\x1f\x85]{2,}")
-# ASCII text straight to its tokens' form: folded (lower case) with separators as spaces.
-_ASCII_TOKEN_FORM = str.maketrans({chr(c): chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})
+# Tables for ASCII text, as bytes: encoding, bytes.translate and decoding cost a third of
+# what str.translate does. Separators to spaces:
+_ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else 32 for c in range(256))
+# and straight to the tokens' form: folded (lower case), separators as spaces.
+_ASCII_TOKEN_FORM = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 32 for c in range(256))
 
 _DROP_RE = re.compile(
     r"<(script|style|template|noscript|head)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)",
@@ -112,7 +111,7 @@ def spaced(normalised: str) -> str:
     ``split()`` is the list of tokens. ASCII text takes ``str.translate``'s fast path.
     """
     if normalised.isascii():
-        return normalised.translate(_ASCII_SEPARATORS)
+        return normalised.encode().translate(_ASCII_SEPARATORS).decode()
     return _SEPARATOR_RE.sub(" ", normalised)
 
 
@@ -135,20 +134,20 @@ class Field:
     a ``/regex/`` needs them, and most documents match no rule.
     """
 
-    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_runs", "_starts", "text", "tokens")
+    __slots__ = ("_cut", "_display", "_form", "_known", "_normalised", "_raw_map", "_starts", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         """``text`` is readable text (``readable_text``): white space is collapsed later."""
         self.text = text  # readable text; raw_span gives offsets in it
         # Collapsing white space changes no token: tokens come from the text as it is.
-        self._form = text.translate(_ASCII_TOKEN_FORM) if text.isascii() else spaced(fold(text))
+        self._form = text.encode().translate(_ASCII_TOKEN_FORM).decode() if text.isascii() else spaced(fold(text))
         self.tokens: list[str] = self._form.split()
         self._display: str | None = None
+        self._cut = False  # whether a snippet was cut from this field
         self._normalised: str | None = None
         self._starts: list[int] | None = None
         self._known: dict[int, int] = {}
         self._raw_map: list[int] | None = None
-        self._runs: tuple[int, list[int], list[int]] | None = None
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
@@ -213,35 +212,69 @@ class Field:
 
     def snippet(self, token_spans: list[tuple[int, int]], width: int = 240) -> tuple[str, list[tuple[int, int]]]:
         """``cut_snippet`` of the display text around the first of ``token_spans`` (first and
-        last token of each), and where each span falls in it."""
-        spans = [self.raw_span(first, last) for first, last in token_spans]
-        display = self.display
-        if len(display) != len(self.text):  # white space was collapsed: move the offsets too
-            shown = self._collapsed_offset
-            spans = [(shown(start), shown(end)) for start, end in spans]
-        return cut_snippet(display, spans, width)
+        last token of each), and where each span falls in it.
 
-    def _collapsed_offset(self, offset: int) -> int:
-        """The display-text offset of a token boundary in the readable text."""
-        if self._runs is None:
-            # Leading white space goes; each run of two or more characters inside becomes one
-            # space; a single white-space character becomes a space in place.
-            text = self.text
-            lead = len(text) - len(text.lstrip())
-            ends: list[int] = []
-            removed: list[int] = []
-            total = lead
-            for run in _LONG_SPACE_RUN_RE.finditer(text, lead):
-                start, end = run.span()
-                if end == len(text):
-                    break
-                total += end - start - 1
-                ends.append(end)
-                removed.append(total)
-            self._runs = (lead, ends, removed)
-        lead, ends, removed = self._runs
-        runs = bisect_right(ends, offset)
-        return offset - (removed[runs - 1] if runs else lead)
+        The first cut collapses white space only around its span (``cut_window``); most
+        documents are cut once, if at all.
+        """
+        spans = [self.raw_span(first, last) for first, last in token_spans]
+        if self._display is None and not self._cut:
+            self._cut = True
+            return cut_window(self.text, spans, width)
+        # A field cut again makes its display text once, rather than a window at each cut.
+        display = self.display
+        if len(display) == len(self.text):  # no white space was collapsed: the offsets hold
+            return cut_snippet(display, spans, width)
+        return cut_window(self.text, spans, width)
+
+
+def cut_window(
+    text: str, spans: list[tuple[int, int]], width: int = 240
+) -> tuple[str, list[tuple[int, int]]]:
+    """``cut_snippet`` of ``display_text`` of readable ``text``, given spans in ``text``.
+
+    The same result, but only the part of ``text`` around the first span has its white space
+    collapsed: a few hundred characters, not the whole field. ``spans`` are sorted, and each
+    starts and ends on a non-white-space character (a run of tokens).
+    """
+    if not spans:
+        return cut_snippet(" ".join(text.split()), [], width)
+    first_start, first_end = spans[0]
+    before, after = width // 3, width
+    # Widen a window of ``text`` until its display form holds ``before`` characters before the
+    # first span and more than ``after`` from its start, or reaches an end of the text.
+    reach = before + 16
+    while True:
+        low = max(0, first_start - reach)
+        head = _collapsed(text, low, first_start)
+        if len(head) >= before or low == 0:
+            break
+        reach *= 4
+    reach = after + 16
+    while True:
+        high = min(len(text), max(first_start + reach, first_end))
+        tail = " ".join(text[first_start:high].split())
+        if len(tail) > after or high == len(text):
+            break
+        reach *= 4
+    window = head + tail  # the first span starts on text, so nothing is lost at the seam
+    low = high - len(text[low:high].lstrip())  # the window starts on text
+    local = [(start, end) for start, end in spans if end <= high]
+    if len(window) == len(text[low:high].rstrip()):
+        # No run of white space was collapsed: offsets in the window are offsets in the text.
+        local = [(start - low, end - low) for start, end in local]
+    else:
+        local = [(len(_collapsed(text, low, start)), len(_collapsed(text, low, end))) for start, end in local]
+    return _cut(window, local, width, bool(text[:low].strip()), bool(text[high:].strip()))
+
+
+def _collapsed(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` as it reads in the display text, up to ``end``: white space collapsed,
+    a run before ``end`` kept as one space when text follows it."""
+    part = " ".join(text[start:end].split())
+    if part and end < len(text) and text[end - 1].isspace():
+        part += " "
+    return part
 
 
 def cut_snippet(
@@ -253,17 +286,24 @@ def cut_snippet(
     """
     if not spans:
         return text[:width], []
+    return _cut(text, spans, width, False, False)
+
+
+def _cut(text: str, spans: list[tuple[int, int]], width: int, more_before: bool,
+         more_after: bool) -> tuple[str, list[tuple[int, int]]]:
+    """``cut_snippet`` of a text that ``text`` is part of: ``more_before`` and ``more_after`` say
+    whether that text goes on beyond either end of ``text``."""
     first_start, first_end = spans[0]
     start = max(0, first_start - width // 3)
     end = min(len(text), max(first_end, start + width))
-    if start > 0:
+    cut_before = start > 0 or more_before
+    cut_after = end < len(text) or more_after
+    if cut_before:
         space = text.find(" ", start, first_start)
         start = space + 1 if space != -1 else start
-    if end < len(text):
+    if cut_after:
         space = text.rfind(" ", first_end, end)
         end = space if space != -1 else end
-    prefix = "…" if start > 0 else ""
-    suffix = "…" if end < len(text) else ""
-    shift = len(prefix) - start
+    shift = cut_before - start
     inside = [(s + shift, e + shift) for s, e in spans if s >= start and e <= end]
-    return prefix + text[start:end] + suffix, inside
+    return ("…" if cut_before else "") + text[start:end] + ("…" if cut_after else ""), inside

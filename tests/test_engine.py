@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.rules import engine
 from monitor.rules.engine import RuleSet
 from monitor.rules.entities import Entity, Gazetteer
 from monitor.rules.loader import RuleSpec
@@ -106,3 +107,17 @@ def test_indexed_matching_equals_evaluating_every_rule(content: list[str], title
     view = DocView(ruleset.terms, doc)
     brute = [r.spec.id for r in ruleset.rules if r.root.holds(view, r.scope)]
     assert [m.rule for m in ruleset.match(doc)] == brute
+
+
+def test_a_rule_set_matching_many_documents_matches_as_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tokens are looked up once and remembered; when the memory is full it starts again with
+    # the document at hand. Neither may change what matches, or the terms and snippets reported.
+    monkeypatch.setattr(engine, "_CACHE_LIMIT", 12)
+    shared = rules(*QUERIES)
+    texts = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(0, len(WORDS), 2)] + [" ".join(WORDS)] * 2
+    sizes = []
+    for number, text in enumerate(texts):
+        doc = Document(id=str(number), title=text[:31], content=text + f" n{number}")
+        assert shared.match(doc) == rules(*QUERIES).match(doc)
+        sizes.append(len(shared.terms._seen))
+    assert max(sizes) <= 12 + len(WORDS) + 2 and sizes != sorted(sizes)  # it was bounded, and restarted

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.text import Field, display_text, fold, fold_char, normalize, tokens
+from monitor.text import Field, cut_snippet, display_text, fold, fold_char, normalize, tokens
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -54,6 +54,50 @@ def test_a_snippet_highlights_the_tokens_asked_for(raw: str, data: st.DataObject
     if spans:  # a span longer than the window is left unmarked
         start, end = spans[0]
         assert tokens(fold(snippet[start:end])) == field.tokens[first:last + 1]
+
+
+def _display_offset(text: str, offset: int) -> int:
+    """Where a token boundary of readable text falls in its display text, by definition."""
+    shown = len(" ".join(text[:offset].split()))
+    return shown + (0 < shown and offset < len(text) and text[offset - 1].isspace())
+
+
+def _expected_snippet(field: Field, token_spans: list[tuple[int, int]], width: int) -> tuple[str, list[tuple[int, int]]]:
+    spans = [field.raw_span(first, last) for first, last in token_spans]
+    return cut_snippet(field.display, [(_display_offset(field.text, start), _display_offset(field.text, end))
+                                       for start, end in spans], width)
+
+
+@pytest.mark.parametrize("raw", [
+    "Russian jets  violated\n\nEstonian airspace, the\tministry said. " * 12,
+    " ".join(["Russian jets violated Estonian airspace, the ministry said."] * 12),
+    "  \n" + "MiG-31  \t\n " * 40 + " \u00a0",
+    "Šakalienė: " + "drones\u2029\u2029over Łódź; " * 25,
+])
+def test_snippets_at_every_token_and_width_are_the_display_text_cut(raw: str) -> None:
+    # Every window edge falls at each place once: where the text starts or ends, and exactly
+    # on the width, where an off-by-one would show.
+    field = Field.from_raw(raw)
+    for index in range(0, len(field.tokens), 3):
+        spans = [(index, index), (index, min(index + 2, len(field.tokens) - 1))]
+        for width in range(3, 130):
+            assert field.snippet(spans, width) == _expected_snippet(field, spans, width)
+
+
+_PIECES = ["ab", "c", "Zé", " ", "  ", "\n", "\t \n", "-", "1", ".", "\u2029", " \u00a0 "]
+
+
+@given(st.lists(st.sampled_from(_PIECES), min_size=30, max_size=300).map("".join), st.data())
+def test_a_snippet_is_the_display_text_cut_around_its_first_span(raw: str, data: st.DataObject) -> None:
+    # Field.snippet collapses white space only near the first span; it must give exactly what
+    # cutting the whole display text gives.
+    field = Field.from_raw(raw)
+    if not field.tokens:
+        return
+    firsts = sorted(data.draw(st.lists(st.integers(0, len(field.tokens) - 1), min_size=1, max_size=4)))
+    token_spans = [(first, min(first + data.draw(st.integers(0, 2)), len(field.tokens) - 1)) for first in firsts]
+    width = data.draw(st.integers(3, 150))
+    assert field.snippet(token_spans, width) == _expected_snippet(field, token_spans, width)
 
 
 @given(st.text())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, filterfalse
 
 from monitor.rules import query as q
 from monitor.rules.entities import Gazetteer
@@ -65,33 +65,39 @@ class TermIndex:
                 found.append(table[token[:length]])
         return tuple(found)
 
-    def hits(self, *token_lists: list[str]) -> dict[int, list[str]]:
-        """Term id -> the distinct document tokens that match it.
+    def present(self, tokens: list[str]) -> tuple[set[int], set[str]]:
+        """The ids of the terms that a document's tokens match, and those tokens.
 
-        Lookups are cached per token, so the steady state is a subset test and an
-        intersection, both in C.
+        Lookups are cached per token, so the steady state is three passes in C: a subset test,
+        an intersection with the tokens that match some term, and the union of their terms.
         """
-        if not all(map(self._seen.issuperset, token_lists)):
-            self._learn(set().union(*token_lists))
-        out: dict[int, list[str]] = {}
+        seen = self._seen
+        if not seen.issuperset(tokens):
+            new = set(filterfalse(seen.__contains__, tokens))
+            if len(seen) + len(new) > _CACHE_LIMIT:  # start again, with this document
+                self._cache.clear()
+                seen.clear()
+                new.update(tokens)
+            self._learn(new)
         cache = self._cache
-        for token in cache.keys() & chain.from_iterable(token_lists):
-            for term in cache[token]:
-                if term in out:
-                    out[term].append(token)
-                else:
-                    out[term] = [token]
-        return out
+        matched = cache.keys() & tokens
+        return set(chain.from_iterable(map(cache.__getitem__, matched))), matched
 
-    def _learn(self, vocab: set[str]) -> None:
-        if len(self._seen) + len(vocab) > _CACHE_LIMIT:
-            self._cache.clear()
-            self._seen.clear()
-        for token in vocab - self._seen:
+    def tokens_of(self, term: int, matched: set[str]) -> list[str]:
+        """Which of ``matched`` (tokens that match some term) match ``term``."""
+        text = self.texts[term]
+        if text[-1] != "*":
+            return [text] if text in matched else []
+        prefix = text[:-1]
+        return [token for token in matched if token.startswith(prefix)]
+
+    def _learn(self, new: set[str]) -> None:
+        """Look up tokens never seen before, and remember them."""
+        for token in new:
             terms = self.lookup(token)
             if terms:
                 self._cache[token] = terms
-        self._seen.update(vocab)
+        self._seen.update(new)
 
 
 class _Compiler:
@@ -184,7 +190,8 @@ class RuleSet:
         self._by_term: dict[int, list[int]] = {}
         self._always: list[int] = []
         for number, spec in enumerate(specs):
-            scope = tuple(FIELDS.index(f) for f in spec.fields)
+            scope = tuple(sorted({FIELDS.index(f) for f in spec.fields}))
+            scope = ALL_FIELDS if scope == ALL_FIELDS else scope  # the fast paths test for it by identity
             weights = [(compiler.node(ast), weight) for _, ast, weight in spec.weights]
             self.rules.append(CompiledRule(spec, compiler.node(spec.query), scope, weights))
             trigger = compiler.necessary(spec.query)
@@ -206,7 +213,7 @@ class RuleSet:
     def candidates(self, view: DocView) -> list[int]:
         found = set(self._always)
         by_term = self._by_term
-        for term in view.hits.keys() & by_term.keys():
+        for term in by_term.keys() & view.present:
             found.update(by_term[term])
         return sorted(found)
 
@@ -270,7 +277,7 @@ class RuleSet:
 
     def _entities_in(self, view: DocView, scope: tuple[int, ...]) -> tuple[str, ...]:
         first_seen: dict[str, int] = {}
-        for term in self._entities.keys() & view.hits.keys():
+        for term in self._entities.keys() & view.present:
             for node, entity in self._entities[term]:
                 position = node.first(view, scope)
                 if position is not None and (entity not in first_seen or position < first_seen[entity]):

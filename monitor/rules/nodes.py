@@ -18,7 +18,7 @@ from monitor.text import Field
 from monitor.types import Document
 
 GAP = 1000
-ALL_FIELDS: tuple[int, ...] = (0, 1, 2)
+ALL_FIELDS: tuple[int, ...] = (0, 1, 2)  # the scope of most rules; compiled rules use this very tuple
 Span = tuple[int, int]
 
 
@@ -33,11 +33,13 @@ class Hit:
 
 
 class TermLookup(Protocol):
-    def hits(self, *token_lists: list[str]) -> dict[int, list[str]]: ...
+    def present(self, tokens: list[str]) -> tuple[set[int], set[str]]: ...
+
+    def tokens_of(self, term: int, matched: set[str]) -> list[str]: ...
 
 
 class DocView:
-    """One document as the rules see it: tokens, term hits, lazily built positions."""
+    """One document as the rules see it: tokens, the terms present, lazily built positions."""
 
     def __init__(self, terms: TermLookup, doc: Document) -> None:
         self.doc = doc
@@ -45,10 +47,19 @@ class DocView:
                        Field.from_raw(doc.content)]
         first, second, third = (f.tokens for f in self.fields)
         self.bases = (0, len(first) + GAP, len(first) + len(second) + 2 * GAP)
-        self.hits = terms.hits(first, second, third)
+        self.present, self._matched = terms.present(first + second + third)  # term ids; their tokens
+        self._terms = terms
+        self._term_tokens: dict[int, list[str]] = {}
         self._token_positions: dict[str, list[int]] = {}
         self._term_positions: dict[int, list[int]] = {}
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
+
+    def tokens_of(self, term: int) -> list[str]:
+        """The document's distinct tokens that match ``term``."""
+        found = self._term_tokens.get(term)
+        if found is None:
+            found = self._term_tokens[term] = self._terms.tokens_of(term, self._matched)
+        return found
 
     def _positions_of(self, token: str) -> list[int]:
         # A few tokens are ever asked for, so each is found by list.count and list.index scans
@@ -69,7 +80,7 @@ class DocView:
         """Sorted positions of every token that matches ``term``."""
         cached = self._term_positions.get(term)
         if cached is None:
-            tokens = self.hits.get(term, ())
+            tokens = self.tokens_of(term) if term in self.present else []
             cached = self._positions_of(tokens[0]) if len(tokens) == 1 else sorted(
                 chain.from_iterable(self._positions_of(t) for t in tokens))
             self._term_positions[term] = cached
@@ -77,9 +88,9 @@ class DocView:
 
     def first_position(self, term: int, scope: tuple[int, ...]) -> int | None:
         """The first position of ``term`` in ``scope``: found by scans that stop there."""
-        tokens = self.hits.get(term)
-        if not tokens:
+        if term not in self.present:
             return None
+        tokens = self.tokens_of(term)
         for field_index in sorted(scope):
             field_tokens = self.fields[field_index].tokens
             found = [field_tokens.index(token) for token in tokens if token in field_tokens]
@@ -97,7 +108,7 @@ class DocView:
         return [p for p in positions if self.field_of(p) in scope]
 
     def has(self, term: int, scope: tuple[int, ...]) -> bool:
-        if term not in self.hits:
+        if term not in self.present:
             return False
         return scope == ALL_FIELDS or bool(self.scoped(term, scope))
 
@@ -139,10 +150,10 @@ class TermNode(CNode):
         self.term = term
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return view.has(self.term, scope)
+        return self.term in view.present if scope is ALL_FIELDS else view.has(self.term, scope)
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        if self.term not in view.hits:
+        if self.term not in view.present:
             return []
         return [(p, p) for p in view.scoped(self.term, scope)]
 
@@ -155,10 +166,10 @@ class PhraseNode(CNode):
         self.terms = terms
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return all(map(view.hits.__contains__, self.terms)) and bool(self.spans(view, scope))
+        return all(map(view.present.__contains__, self.terms)) and bool(self.spans(view, scope))
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        if not all(map(view.hits.__contains__, self.terms)):
+        if not all(map(view.present.__contains__, self.terms)):
             return []
         rest = [set(view.positions(t)) for t in self.terms[1:]]
         size = len(self.terms) - 1
@@ -177,7 +188,7 @@ class AnyOfNode(CNode):
             self.by_first.setdefault(first, []).append(alternative)
 
     def _candidates(self, view: DocView) -> list[CNode]:
-        return [a for t in self.by_first.keys() & view.hits.keys() for a in self.by_first[t]]
+        return [a for t in self.by_first.keys() & view.present for a in self.by_first[t]]
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return any(a.holds(view, scope) for a in self._candidates(view))
@@ -190,9 +201,20 @@ class AnyOfNode(CNode):
 class AndNode(CNode):
     def __init__(self, children: list[CNode]) -> None:
         self.children = children
+        # Over all fields a plain term holds when it is present: those children are tested
+        # together, as one set operation, before the others.
+        self.terms = frozenset(c.term for c in children if type(c) is TermNode)
+        self.others = [c for c in children if type(c) is not TermNode]
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return all(c.holds(view, scope) for c in self.children)
+        if scope is not ALL_FIELDS:
+            return all(c.holds(view, scope) for c in self.children)
+        if not self.terms <= view.present:
+            return False
+        for child in self.others:
+            if not child.holds(view, scope):
+                return False
+        return True
 
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         for child in self.children:
@@ -201,7 +223,14 @@ class AndNode(CNode):
 
 class OrNode(AndNode):
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return any(c.holds(view, scope) for c in self.children)
+        if scope is not ALL_FIELDS:
+            return any(c.holds(view, scope) for c in self.children)
+        if not self.terms.isdisjoint(view.present):
+            return True
+        for child in self.others:
+            if child.holds(view, scope):
+                return True
+        return False
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         return sorted(set(chain.from_iterable(c.spans(view, scope) for c in self.children)))

@@ -59,10 +59,11 @@ def test_a_snippet_highlights_the_tokens_asked_for(raw: str, data: st.DataObject
 def _display_offset(text: str, offset: int) -> int:
     """Where a token boundary of readable text falls in its display text, by definition."""
     shown = len(" ".join(text[:offset].split()))
-    return shown + (0 < shown and offset < len(text) and text[offset - 1].isspace())
+    return shown + (shown > 0 and offset < len(text) and text[offset - 1].isspace())
 
 
-def _expected_snippet(field: Field, token_spans: list[tuple[int, int]], width: int) -> tuple[str, list[tuple[int, int]]]:
+def _expected_snippet(field: Field, token_spans: list[tuple[int, int]],
+                      width: int) -> tuple[str, list[tuple[int, int]]]:
     spans = [field.raw_span(first, last) for first, last in token_spans]
     return cut_snippet(field.display, [(_display_offset(field.text, start), _display_offset(field.text, end))
                                        for start, end in spans], width)

@@ -83,13 +83,18 @@ class TermIndex:
         matched = cache.keys() & tokens
         return set(chain.from_iterable(map(cache.__getitem__, matched))), matched
 
-    def tokens_of(self, term: int, matched: set[str]) -> list[str]:
-        """Which of ``matched`` (tokens that match some term) match ``term``."""
-        text = self.texts[term]
-        if text[-1] != "*":
-            return [text] if text in matched else []
-        prefix = text[:-1]
-        return [token for token in matched if token.startswith(prefix)]
+    def is_prefix(self, term: int) -> bool:
+        return self.texts[term][-1] == "*"
+
+    def prefix_hits(self, matched: set[str]) -> dict[int, list[str]]:
+        """Prefix term id -> which of ``matched`` (tokens that match some term) it matches."""
+        out: dict[int, list[str]] = {}
+        texts, cache = self.texts, self._cache
+        for token in matched:
+            for term in cache[token]:
+                if texts[term][-1] == "*":
+                    out.setdefault(term, []).append(token)
+        return out
 
     def _learn(self, new: set[str]) -> None:
         """Look up tokens never seen before, and remember them."""
@@ -249,7 +254,7 @@ class RuleSet:
 
     def _build_match(self, rule: CompiledRule, view: DocView, hits: list[Hit],
                      score: float) -> Match:
-        hits.sort(key=lambda h: (h.field, h.first, h.last))
+        hits.sort()  # by field, first token, last token
         terms = tuple(dict.fromkeys(h.label for h in hits))
         snippet, highlights = self._snippet(view, hits)
         spec = rule.spec

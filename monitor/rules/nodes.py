@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
 from itertools import chain
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from monitor.text import Field
 from monitor.types import Document
@@ -22,8 +21,7 @@ ALL_FIELDS: tuple[int, ...] = (0, 1, 2)  # the scope of most rules; compiled rul
 Span = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """A matched run of tokens: field index, first and last token index in it, and its text."""
 
     field: int
@@ -35,7 +33,11 @@ class Hit:
 class TermLookup(Protocol):
     def present(self, tokens: list[str]) -> tuple[set[int], set[str]]: ...
 
-    def tokens_of(self, term: int, matched: set[str]) -> list[str]: ...
+    texts: list[str]
+
+    def is_prefix(self, term: int) -> bool: ...
+
+    def prefix_hits(self, matched: set[str]) -> dict[int, list[str]]: ...
 
 
 class DocView:
@@ -49,17 +51,18 @@ class DocView:
         self.bases = (0, len(first) + GAP, len(first) + len(second) + 2 * GAP)
         self.present, self._matched = terms.present(first + second + third)  # term ids; their tokens
         self._terms = terms
-        self._term_tokens: dict[int, list[str]] = {}
+        self._prefix_hits: dict[int, list[str]] | None = None  # made when a prefix term is asked for
         self._token_positions: dict[str, list[int]] = {}
         self._term_positions: dict[int, list[int]] = {}
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
 
     def tokens_of(self, term: int) -> list[str]:
-        """The document's distinct tokens that match ``term``."""
-        found = self._term_tokens.get(term)
-        if found is None:
-            found = self._term_tokens[term] = self._terms.tokens_of(term, self._matched)
-        return found
+        """The document's distinct tokens that match ``term``, a term present."""
+        if not self._terms.is_prefix(term):
+            return [self._terms.texts[term]]
+        if self._prefix_hits is None:
+            self._prefix_hits = self._terms.prefix_hits(self._matched)
+        return self._prefix_hits[term]
 
     def _positions_of(self, token: str) -> list[int]:
         # A few tokens are ever asked for, so each is found by list.count and list.index scans
@@ -211,7 +214,7 @@ class AndNode(CNode):
             return all(c.holds(view, scope) for c in self.children)
         if not self.terms <= view.present:
             return False
-        for child in self.others:
+        for child in self.others:  # noqa: SIM110 (a loop: no generator to make)
             if not child.holds(view, scope):
                 return False
         return True
@@ -227,7 +230,7 @@ class OrNode(AndNode):
             return any(c.holds(view, scope) for c in self.children)
         if not self.terms.isdisjoint(view.present):
             return True
-        for child in self.others:
+        for child in self.others:  # noqa: SIM110 (a loop: no generator to make)
             if child.holds(view, scope):
                 return True
         return False

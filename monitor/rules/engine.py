@@ -38,6 +38,7 @@ from monitor.text import cut_snippet
 from monitor.types import FIELDS, Document, Match
 
 _CACHE_LIMIT = 500_000
+_NONE: frozenset[str] = frozenset()
 _SNIPPET_TOKENS = 60
 
 
@@ -50,6 +51,7 @@ class TermIndex:
         self.texts: list[str] = []
         self._cache: dict[str, tuple[int, ...]] = {}  # the tokens that match some term
         self._seen: set[str] = set()  # every token looked up since the cache was last cleared
+        self._prefix_tokens: dict[int, set[str]] = {}  # prefix term -> the tokens seen that match it
 
     def add(self, word: q.Word) -> int:
         table = self.prefixes.setdefault(len(word.token), {}) if word.prefix else self.exact
@@ -76,6 +78,7 @@ class TermIndex:
             new = set(filterfalse(seen.__contains__, tokens))
             if len(seen) + len(new) > _CACHE_LIMIT:  # start again, with this document
                 self._cache.clear()
+                self._prefix_tokens.clear()
                 seen.clear()
                 new.update(tokens)
             self._learn(new)
@@ -83,25 +86,23 @@ class TermIndex:
         matched = cache.keys() & tokens
         return set(chain.from_iterable(map(cache.__getitem__, matched))), matched
 
-    def is_prefix(self, term: int) -> bool:
-        return self.texts[term][-1] == "*"
-
-    def prefix_hits(self, matched: set[str]) -> dict[int, list[str]]:
-        """Prefix term id -> which of ``matched`` (tokens that match some term) it matches."""
-        out: dict[int, list[str]] = {}
-        texts, cache = self.texts, self._cache
-        for token in matched:
-            for term in cache[token]:
-                if texts[term][-1] == "*":
-                    out.setdefault(term, []).append(token)
-        return out
+    def tokens_of(self, term: int, matched: set[str]) -> list[str]:
+        """Which of ``matched`` (a document's tokens that match some term) match ``term``."""
+        text = self.texts[term]
+        if text[-1] != "*":
+            return [text] if text in matched else []
+        return list(self._prefix_tokens.get(term, _NONE) & matched)
 
     def _learn(self, new: set[str]) -> None:
         """Look up tokens never seen before, and remember them."""
+        texts = self.texts
         for token in new:
             terms = self.lookup(token)
             if terms:
                 self._cache[token] = terms
+                for term in terms:
+                    if texts[term][-1] == "*":
+                        self._prefix_tokens.setdefault(term, set()).add(token)
         self._seen.update(new)
 
 

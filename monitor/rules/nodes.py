@@ -33,11 +33,7 @@ class Hit(NamedTuple):
 class TermLookup(Protocol):
     def present(self, tokens: list[str]) -> tuple[set[int], set[str]]: ...
 
-    texts: list[str]
-
-    def is_prefix(self, term: int) -> bool: ...
-
-    def prefix_hits(self, matched: set[str]) -> dict[int, list[str]]: ...
+    def tokens_of(self, term: int, matched: set[str]) -> list[str]: ...
 
 
 class DocView:
@@ -51,18 +47,13 @@ class DocView:
         self.bases = (0, len(first) + GAP, len(first) + len(second) + 2 * GAP)
         self.present, self._matched = terms.present(first + second + third)  # term ids; their tokens
         self._terms = terms
-        self._prefix_hits: dict[int, list[str]] | None = None  # made when a prefix term is asked for
         self._token_positions: dict[str, list[int]] = {}
         self._term_positions: dict[int, list[int]] = {}
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
 
     def tokens_of(self, term: int) -> list[str]:
-        """The document's distinct tokens that match ``term``, a term present."""
-        if not self._terms.is_prefix(term):
-            return [self._terms.texts[term]]
-        if self._prefix_hits is None:
-            self._prefix_hits = self._terms.prefix_hits(self._matched)
-        return self._prefix_hits[term]
+        """The document's distinct tokens that match ``term``."""
+        return self._terms.tokens_of(term, self._matched)
 
     def _positions_of(self, token: str) -> list[int]:
         # A few tokens are ever asked for, so each is found by list.count and list.index scans

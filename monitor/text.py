@@ -181,15 +181,25 @@ class Field:
         """Where token ``index`` starts in the token form.
 
         A snippet needs a few tokens near one another: each is found from the nearest one
-        found before it, by a split that stops there, rather than by placing every token.
+        found before or after it (or an end of the text), by a split that stops there, rather
+        than by placing every token.
         """
         known = self._known
         if index not in known:
-            before = max((i for i in known if i < index), default=None)
-            base, offset = (0, 0) if before is None else (before, known[before])
-            rest = self._form[offset:] if offset else self._form
-            # split(None, n) leaves token base+n (and what follows) as its last part.
-            known[index] = offset + len(rest) - len(rest.split(None, index - base)[-1])
+            form = self._form
+            before = max((i for i in known if i < index), default=-1)
+            after = min((i for i in known if i > index), default=len(self.tokens))
+            if index - before <= after - index:
+                start = known[before] if before >= 0 else 0
+                rest = form[start:] if start else form
+                # split(None, n) leaves token before+n (and what follows) as its last part.
+                skip = index - max(before, 0)
+                known[index] = start + len(rest) - len(rest.split(None, skip)[-1])
+            else:
+                head = form[:known[after]] if after < len(self.tokens) else form
+                # rsplit(None, n) leaves token after-n-1 (and what precedes) as its first part.
+                end = len(head.rsplit(None, after - index - 1)[0])
+                known[index] = end - len(self.tokens[index])
         return known[index]
 
     def _raw_offset(self, form_offset: int) -> int:
@@ -241,6 +251,16 @@ def cut_window(
         return cut_snippet(" ".join(text.split()), [], width)
     first_start, first_end = spans[0]
     before, after = width // 3, width
+    low = max(0, first_start - before - 16)
+    high = min(len(text), max(first_start + after + 16, first_end))
+    piece = text[low:high]
+    if "  " not in piece and piece.isprintable():
+        # Its only white space is single spaces (the rest is not printable), so its display
+        # form is itself, but for a space at either edge.
+        window = piece.strip(" ")
+        low += len(piece) - len(piece.lstrip(" "))
+        local = [(start - low, end - low) for start, end in spans if end <= high]
+        return _cut(window, local, width, bool(text[:low].strip()), bool(text[high:].strip()))
     # Widen a window of ``text`` until its display form holds ``before`` characters before the
     # first span and more than ``after`` from its start, or reaches an end of the text.
     reach = before + 16

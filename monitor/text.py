@@ -134,7 +134,7 @@ class Field:
     a ``/regex/`` needs them, and most documents match no rule.
     """
 
-    __slots__ = ("_cut", "_display", "_form", "_known", "_normalised", "_raw_map", "_starts", "text", "tokens")
+    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_starts", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         """``text`` is readable text (``readable_text``): white space is collapsed later."""
@@ -143,7 +143,6 @@ class Field:
         self._form = text.encode().translate(_ASCII_TOKEN_FORM).decode() if text.isascii() else spaced(fold(text))
         self.tokens: list[str] = self._form.split()
         self._display: str | None = None
-        self._cut = False  # whether a snippet was cut from this field
         self._normalised: str | None = None
         self._starts: list[int] | None = None
         self._known: dict[int, int] = {}
@@ -224,18 +223,9 @@ class Field:
         """``cut_snippet`` of the display text around the first of ``token_spans`` (first and
         last token of each), and where each span falls in it.
 
-        The first cut collapses white space only around its span (``cut_window``); most
-        documents are cut once, if at all.
+        Only the text around the first span has its white space collapsed (``cut_window``).
         """
-        spans = [self.raw_span(first, last) for first, last in token_spans]
-        if self._display is None and not self._cut:
-            self._cut = True
-            return cut_window(self.text, spans, width)
-        # A field cut again makes its display text once, rather than a window at each cut.
-        display = self.display
-        if len(display) == len(self.text):  # no white space was collapsed: the offsets hold
-            return cut_snippet(display, spans, width)
-        return cut_window(self.text, spans, width)
+        return cut_window(self.text, [self.raw_span(first, last) for first, last in token_spans], width)
 
 
 def cut_window(

@@ -78,13 +78,13 @@ def _expected_snippet(field: Field, token_spans: list[tuple[int, int]],
 def test_snippets_at_every_token_and_width_are_the_display_text_cut(raw: str) -> None:
     # Every window edge falls at each place once: where the text starts or ends, and exactly
     # on the width, where an off-by-one would show.
-    field = Field.from_raw(raw)  # cut again and again: from its display text after the first cut
+    field = Field.from_raw(raw)
     for index in range(0, len(field.tokens), 3):
         spans = [(index, index), (index, min(index + 2, len(field.tokens) - 1))]
         for width in range(3, 130):
             expected = _expected_snippet(field, spans, width)
-            assert field.snippet(spans, width) == expected
-            assert Field.from_raw(raw).snippet(spans, width) == expected  # a first cut: a window
+            assert field.snippet(spans, width) == expected  # tokens placed from those placed before
+            assert Field.from_raw(raw).snippet(spans, width) == expected  # from the ends of the text
 
 
 _PIECES = ["ab", "c", "Zé", " ", "  ", "\n", "\t \n", "-", "1", ".", "\u2029", " \u00a0 "]

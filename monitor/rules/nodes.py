@@ -85,7 +85,7 @@ class DocView:
         if term not in self.present:
             return None
         tokens = self.tokens_of(term)
-        for field_index in sorted(scope):
+        for field_index in scope:  # in order: compiled scopes are sorted
             field_tokens = self.fields[field_index].tokens
             found = [field_tokens.index(token) for token in tokens if token in field_tokens]
             if found:
@@ -270,7 +270,9 @@ class NearNode(CNode):
         return out
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return bool(self.pairs(view, scope, first_only=True))
+        # Both sides must hold somewhere before their positions are worth finding.
+        return (self.left.holds(view, scope) and self.right.holds(view, scope)
+                and bool(self.pairs(view, scope, first_only=True)))
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         return sorted({(min(a[0], b[0]), max(a[1], b[1]))

@@ -121,3 +121,13 @@ def test_a_rule_set_matching_many_documents_matches_as_a_fresh_one(monkeypatch: 
         assert shared.match(doc) == rules(*QUERIES).match(doc)
         sizes.append(len(shared.terms._seen))
     assert max(sizes) <= 12 + len(WORDS) + 2 and sizes != sorted(sizes)  # it was bounded, and restarted
+
+
+@pytest.mark.parametrize("fields", [("content", "title"), ("summary", "content", "title")])
+def test_fields_in_any_order_match_as_in_document_order(fields: tuple[str, ...]) -> None:
+    doc = Document(id="d", title="Tallinn says drones crossed", summary="Estonian jets scrambled",
+                   content="A drone was seen over Tallinn; Estonia protested.")
+    queries = ["drone* AND @estonia", "jets NEAR/2 scrambled", "Tallinn"]
+    in_order = tuple(f for f in ("title", "summary", "content") if f in fields)
+    assert rules(*queries, fields=fields).match(doc) == rules(*queries, fields=in_order).match(doc)
+    assert rules(*queries, fields=fields).match(doc)  # and they match something

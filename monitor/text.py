@@ -108,7 +108,7 @@ def spaced(normalised: str) -> str:
     """``normalised`` with every separator character turned into one space.
 
     Same length as its input, so a token's offsets are the same in both, and its
-    ``split()`` is the list of tokens. ASCII text takes ``str.translate``'s fast path.
+    ``split()`` is the list of tokens. ASCII text takes a ``bytes.translate`` fast path.
     """
     if normalised.isascii():
         return normalised.encode().translate(_ASCII_SEPARATORS).decode()

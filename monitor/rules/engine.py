@@ -1,8 +1,8 @@
 """The rule engine: compile a rule set once, then match documents against it.
 
 Pure. Every term of every rule and every gazetteer alias is registered once
-in a ``TermIndex``. A document's distinct tokens are looked up there (a
-per-token cache makes that one set difference plus a few dict reads), which
+in a ``TermIndex``. A document's tokens are looked up there (a per-token
+cache makes that a subset test, an intersection and a union, all in C), which
 names the terms present; each rule is indexed under a *necessary* set of
 terms (one of which must be present for the rule to hold), so only the rules
 whose terms occur in the document are evaluated. Matching costs about one

@@ -244,15 +244,26 @@ def cut_window(
     low = max(0, first_start - before - 16)
     high = min(len(text), max(first_start + after + 16, first_end))
     piece = text[low:high]
-    if "  " not in piece and piece.isprintable():
+    if "  " in piece or not piece.isprintable():
+        low, high, window = _widened(text, first_start, first_end, before, after)
+    else:
         # Its only white space is single spaces (the rest is not printable), so its display
         # form is itself, but for a space at either edge.
         window = piece.strip(" ")
         low += len(piece) - len(piece.lstrip(" "))
-        local = [(start - low, end - low) for start, end in spans if end <= high]
-        return _cut(window, local, width, bool(text[:low].strip()), bool(text[high:].strip()))
-    # Widen a window of ``text`` until its display form holds ``before`` characters before the
-    # first span and more than ``after`` from its start, or reaches an end of the text.
+    local = [(start, end) for start, end in spans if end <= high]
+    if len(window) == len(text[low:high].rstrip()):
+        # No run of white space was collapsed: offsets in the window are offsets in the text.
+        local = [(start - low, end - low) for start, end in local]
+    else:
+        local = [(len(_collapsed(text, low, start)), len(_collapsed(text, low, end))) for start, end in local]
+    return _cut(window, local, width, bool(text[:low].strip()), bool(text[high:].strip()))
+
+
+def _widened(text: str, first_start: int, first_end: int, before: int, after: int) -> tuple[int, int, str]:
+    """A window of ``text`` whose display form holds ``before`` characters before the first
+    span and more than ``after`` from its start, or reaches an end of the text: its start (on
+    text), its end, and that display form."""
     reach = before + 16
     while True:
         low = max(0, first_start - reach)
@@ -267,15 +278,8 @@ def cut_window(
         if len(tail) > after or high == len(text):
             break
         reach *= 4
-    window = head + tail  # the first span starts on text, so nothing is lost at the seam
-    low = high - len(text[low:high].lstrip())  # the window starts on text
-    local = [(start, end) for start, end in spans if end <= high]
-    if len(window) == len(text[low:high].rstrip()):
-        # No run of white space was collapsed: offsets in the window are offsets in the text.
-        local = [(start - low, end - low) for start, end in local]
-    else:
-        local = [(len(_collapsed(text, low, start)), len(_collapsed(text, low, end))) for start, end in local]
-    return _cut(window, local, width, bool(text[:low].strip()), bool(text[high:].strip()))
+    # The first span starts on text, so nothing is lost at the seam.
+    return high - len(text[low:high].lstrip()), high, head + tail
 
 
 def _collapsed(text: str, start: int, end: int) -> str:

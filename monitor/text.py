@@ -18,12 +18,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_right
 from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import add
 
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
 _SEPARATOR_RE = re.compile(r"[\W_]")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 # Tables for ASCII text, as bytes: encoding, bytes.translate and decoding cost a third of
 # what str.translate does. Separators to spaces:
 _ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else 32 for c in range(256))
@@ -134,7 +136,8 @@ class Field:
     a ``/regex/`` needs them, and most documents match no rule.
     """
 
-    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_starts", "text", "tokens")
+    __slots__ = ("_display", "_form", "_known", "_normalised", "_raw_map", "_raw_starts", "_starts", "text",
+                 "tokens")
 
     def __init__(self, text: str) -> None:
         """``text`` is readable text (``readable_text``): white space is collapsed later."""
@@ -146,7 +149,8 @@ class Field:
         self._normalised: str | None = None
         self._starts: list[int] | None = None
         self._known: dict[int, int] = {}
-        self._raw_map: list[int] | None = None
+        self._raw_map: list[tuple[int, int]] | None = None  # see _raw_offset
+        self._raw_starts: list[int] = []
 
     @classmethod
     def from_raw(cls, raw: str) -> Field:
@@ -202,16 +206,36 @@ class Field:
         return known[index]
 
     def _raw_offset(self, form_offset: int) -> int:
-        """The offset in the readable text of a character of the token form."""
-        if self.text.isascii():
+        """The offset in the readable text of a character of the token form.
+
+        Each character folds on its own (``fold_char``), and only a character outside ASCII can
+        fold to other than one character, so offsets shift only at those: the shifts are found
+        with one regular-expression scan, not a loop over every character.
+        """
+        text = self.text
+        if text.isascii():
             return form_offset  # folding ASCII keeps every offset
         if self._raw_map is None:
-            raw_map: list[int] = []
-            for index, char in enumerate(self.text):
-                raw_map.extend([index] * len(fold_char(char)))
-            raw_map.append(len(self.text))
-            self._raw_map = raw_map
-        return self._raw_map[min(form_offset, len(self._raw_map) - 1)]
+            # For each character whose folded form is not one character long: where that form
+            # starts in the token form, the character's offset, and the form's length.
+            starts: list[int] = []
+            shifts: list[tuple[int, int]] = []
+            shift = 0
+            for found in _NON_ASCII_RE.finditer(text):
+                length = len(fold_char(found.group()))
+                if length != 1:
+                    starts.append(found.start() + shift)
+                    shifts.append((found.start(), length))
+                    shift += length - 1
+            self._raw_starts, self._raw_map = starts, shifts
+        number = bisect_right(self._raw_starts, form_offset) - 1
+        if number < 0:
+            return min(form_offset, len(text))
+        index, length = self._raw_map[number]
+        form_start = self._raw_starts[number]
+        if form_offset < form_start + length:
+            return index  # inside the folded form of that character
+        return min(index + 1 + form_offset - form_start - length, len(text))
 
     def raw_span(self, first_token: int, last_token: int) -> tuple[int, int]:
         """(start, end) in the readable text of tokens first_token..last_token."""

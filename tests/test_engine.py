@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.rules import engine
+from monitor.rules import engine, nodes
 from monitor.rules.engine import RuleSet
 from monitor.rules.entities import Entity, Gazetteer
 from monitor.rules.loader import RuleSpec
@@ -107,6 +107,28 @@ def test_indexed_matching_equals_evaluating_every_rule(content: list[str], title
     view = DocView(ruleset.terms, doc)
     brute = [r.spec.id for r in ruleset.rules if r.root.holds(view, r.scope)]
     assert [m.rule for m in ruleset.match(doc)] == brute
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=25), st.lists(st.sampled_from(WORDS), max_size=4),
+       st.lists(st.sampled_from(WORDS), max_size=6))
+def test_positions_by_scans_and_by_one_index_give_the_same_matches(content: list[str], title: list[str],
+                                                                   summary: list[str]) -> None:
+    # A document is scanned for the positions of a few tokens, then indexed once when asked for
+    # many (nodes._SCANS); either way the matches, terms and snippets must be the same.
+    doc = Document(id="d", title=" ".join(title), summary=" ".join(summary), content=" ".join(content))
+    found = {}
+    for scans in (0, 3, 10**9):  # indexed at once, indexed after three scans, never indexed
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(nodes, "_SCANS", scans)
+            found[scans] = rules(*QUERIES).match(doc)
+            view = DocView(rules(*QUERIES).terms, doc)
+            view._matched = set(view.fields[0].tokens + view.fields[1].tokens + view.fields[2].tokens)
+            for token in sorted(view._matched):
+                assert view._positions_of(token) == [
+                    base + i for base, field in zip(view.bases, view.fields, strict=True)
+                    for i, t in enumerate(field.tokens) if t == token]
+    assert found[0] == found[3] == found[10**9]
 
 
 def test_a_rule_set_matching_many_documents_matches_as_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,6 +126,17 @@ def test_tokens_and_their_offsets_are_the_runs_of_alphanumerics(raw: str) -> Non
     assert ordered == sorted(ordered)
 
 
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=80)
+       | st.lists(st.sampled_from(["a", " ", "ß", "é", "e\u0301", "\u0301", "½", "ﬁ", "İ", "Ł", "’"]),
+                  max_size=40).map("".join))
+def test_a_token_form_offset_maps_to_the_character_it_came_from(raw: str) -> None:
+    # The plain definition: each character of the readable text, repeated once per character
+    # of its folded form (zero times for a mark that folds away), then the end of the text.
+    field = Field(raw)
+    by_character = [i for i, char in enumerate(raw) for _ in fold_char(char)] + [len(raw)]
+    assert [field._raw_offset(offset) for offset in range(len(by_character))] == by_character
+
+
 @given(st.text())
 def test_fold_is_idempotent(raw: str) -> None:
     once = fold(raw)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from itertools import chain
+from itertools import chain, compress, count
 from typing import NamedTuple, Protocol
 
 from monitor.text import Field
 from monitor.types import Document
 
 GAP = 1000
+_SCANS = 8  # tokens a document is scanned for before all its matching tokens are indexed at once
 ALL_FIELDS: tuple[int, ...] = (0, 1, 2)  # the scope of most rules; compiled rules use this very tuple
 Span = tuple[int, int]
 
@@ -48,27 +49,48 @@ class DocView:
         self.present, self._matched = terms.present(first + second + third)  # term ids; their tokens
         self._terms = terms
         self._token_positions: dict[str, list[int]] = {}
+        self._scans = 0  # tokens found by scans so far (see _positions_of)
         self._term_positions: dict[int, list[int]] = {}
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
+        # Spans of phrases, entities and OR groups, by node and scope: NEAR and collect ask again.
+        self.spans: dict[tuple[int, tuple[int, ...]], list[Span]] = {}
 
     def tokens_of(self, term: int) -> list[str]:
         """The document's distinct tokens that match ``term``."""
         return self._terms.tokens_of(term, self._matched)
 
     def _positions_of(self, token: str) -> list[int]:
-        # A few tokens are ever asked for, so each is found by list.count and list.index scans
-        # (in C) rather than by indexing every token of the document; counting first spares
-        # the ValueError that ends an index() loop, which costs more than a scan.
+        # Most documents are asked for a few tokens, each found by list.count and list.index
+        # scans (in C) rather than by indexing every token; counting first spares the ValueError
+        # that ends an index() loop, which costs more than a scan. A document asked for many
+        # (a long one that many rules look at) has every token that matches a term indexed in
+        # one pass instead, past _SCANS scans.
         found = self._token_positions.get(token)
         if found is None:
+            if self._scans == _SCANS:
+                self._index_matched()
+                return self._positions_of(token)
             found = []
-            for base, field in zip(self.bases, self.fields, strict=True):
-                index = -1
-                for _ in range(field.tokens.count(token)):
-                    index = field.tokens.index(token, index + 1)
-                    found.append(base + index)
+            if self._scans < _SCANS or token not in self._matched:
+                self._scans += 1
+                for base, field in zip(self.bases, self.fields, strict=True):
+                    index = -1
+                    for _ in range(field.tokens.count(token)):
+                        index = field.tokens.index(token, index + 1)
+                        found.append(base + index)
             self._token_positions[token] = found
         return found
+
+    def _index_matched(self) -> None:
+        """Positions of every token that matches some term, in one pass over each field."""
+        index: dict[str, list[int]] = {}
+        contains = self._matched.__contains__
+        for base, field in zip(self.bases, self.fields, strict=True):
+            tokens = field.tokens
+            for position in compress(count(base), map(contains, tokens)):
+                index.setdefault(tokens[position - base], []).append(position)
+        self._token_positions = index
+        self._scans += 1  # past _SCANS: the index is complete for every matching token
 
     def positions(self, term: int) -> list[int]:
         """Sorted positions of every token that matches ``term``."""
@@ -165,10 +187,14 @@ class PhraseNode(CNode):
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         if not all(map(view.present.__contains__, self.terms)):
             return []
-        rest = [set(view.positions(t)) for t in self.terms[1:]]
-        size = len(self.terms) - 1
-        return [(p, p + size) for p in view.scoped(self.terms[0], scope)
-                if all(p + k in positions for k, positions in enumerate(rest, 1))]
+        key = (id(self), scope)
+        found = view.spans.get(key)
+        if found is None:
+            rest = [set(view.positions(t)) for t in self.terms[1:]]
+            size = len(self.terms) - 1
+            found = view.spans[key] = [(p, p + size) for p in view.scoped(self.terms[0], scope)
+                                       if all(p + k in positions for k, positions in enumerate(rest, 1))]
+        return found
 
 
 class AnyOfNode(CNode):
@@ -188,8 +214,12 @@ class AnyOfNode(CNode):
         return any(a.holds(view, scope) for a in self._candidates(view))
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        return sorted(set(chain.from_iterable(a.spans(view, scope)
-                                              for a in self._candidates(view))))
+        key = (id(self), scope)
+        found = view.spans.get(key)
+        if found is None:
+            found = view.spans[key] = sorted(set(chain.from_iterable(a.spans(view, scope)
+                                                                     for a in self._candidates(view))))
+        return found
 
 
 class AndNode(CNode):
@@ -227,7 +257,12 @@ class OrNode(AndNode):
         return False
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        return sorted(set(chain.from_iterable(c.spans(view, scope) for c in self.children)))
+        key = (id(self), scope)
+        found = view.spans.get(key)
+        if found is None:
+            found = view.spans[key] = sorted(set(chain.from_iterable(c.spans(view, scope)
+                                                                     for c in self.children)))
+        return found
 
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         for child in self.children:

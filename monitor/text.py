@@ -136,7 +136,7 @@ class Field:
     a ``/regex/`` needs them, and most documents match no rule.
     """
 
-    __slots__ = ("_display", "_form", "_known", "_normalised", "_padded", "_raw_map", "_raw_starts", "_starts",
+    __slots__ = ("_display", "_form", "_known", "_normalised", "_padded", "_raw_starts", "_shifts", "_starts",
                  "text", "tokens")
 
     def __init__(self, text: str) -> None:
@@ -150,7 +150,7 @@ class Field:
         self._starts: list[int] | None = None
         self._known: dict[int, int] = {}
         self._padded: str | None = None  # the token form with a space at each end (_form_start)
-        self._raw_map: list[tuple[int, int]] | None = None  # see _raw_offset
+        self._shifts: list[tuple[int, int]] | None = None  # see _raw_offset
         self._raw_starts: list[int] = []
 
     @classmethod
@@ -211,7 +211,7 @@ class Field:
         text = self.text
         if text.isascii():
             return form_offset  # folding ASCII keeps every offset
-        if self._raw_map is None:
+        if self._shifts is None:
             # For each character whose folded form is not one character long: where that form
             # starts in the token form, the character's offset, and the form's length.
             starts: list[int] = []
@@ -223,11 +223,11 @@ class Field:
                     starts.append(found.start() + shift)
                     shifts.append((found.start(), length))
                     shift += length - 1
-            self._raw_starts, self._raw_map = starts, shifts
+            self._raw_starts, self._shifts = starts, shifts
         number = bisect_right(self._raw_starts, form_offset) - 1
         if number < 0:
             return min(form_offset, len(text))
-        index, length = self._raw_map[number]
+        index, length = self._shifts[number]
         form_start = self._raw_starts[number]
         if form_offset < form_start + length:
             return index  # inside the folded form of that character

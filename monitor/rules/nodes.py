@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import chain, compress, count
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from monitor.text import Field
 from monitor.types import Document
@@ -52,7 +53,7 @@ class DocView:
         self._scans = 0  # tokens found by scans so far (see _positions_of)
         self._term_positions: dict[int, list[int]] = {}
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
-        # Spans of phrases, entities and OR groups, by node and scope: NEAR and collect ask again.
+        # Spans of phrases, entities and OR groups, by node and scope (once_per_view).
         self.spans: dict[tuple[int, tuple[int, ...]], list[Span]] = {}
 
     def tokens_of(self, term: int) -> list[str]:
@@ -141,6 +142,22 @@ class DocView:
         return f"{tokens[first]} … {tokens[last]}"
 
 
+N = TypeVar("N", bound="CNode")
+
+
+def once_per_view(spans: Callable[[N, DocView, tuple[int, ...]], list[Span]],
+                  ) -> Callable[[N, DocView, tuple[int, ...]], list[Span]]:
+    """Spans computed once per document, node and scope (kept in ``view.spans``): NEAR and
+    collect ask for the same spans again, and an entity node serves many rules."""
+    def cached(node: N, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        key = (id(node), scope)
+        found = view.spans.get(key)
+        if found is None:
+            found = view.spans[key] = spans(node, view, scope)
+        return found
+    return cached
+
+
 class CNode:
     """A compiled query node."""
 
@@ -187,14 +204,14 @@ class PhraseNode(CNode):
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         if not all(map(view.present.__contains__, self.terms)):
             return []
-        key = (id(self), scope)
-        found = view.spans.get(key)
-        if found is None:
-            rest = [set(view.positions(t)) for t in self.terms[1:]]
-            size = len(self.terms) - 1
-            found = view.spans[key] = [(p, p + size) for p in view.scoped(self.terms[0], scope)
-                                       if all(p + k in positions for k, positions in enumerate(rest, 1))]
-        return found
+        return self._spans(view, scope)
+
+    @once_per_view
+    def _spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
+        rest = [set(view.positions(t)) for t in self.terms[1:]]
+        size = len(self.terms) - 1
+        return [(p, p + size) for p in view.scoped(self.terms[0], scope)
+                if all(p + k in positions for k, positions in enumerate(rest, 1))]
 
 
 class AnyOfNode(CNode):
@@ -213,13 +230,9 @@ class AnyOfNode(CNode):
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return any(a.holds(view, scope) for a in self._candidates(view))
 
+    @once_per_view
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        key = (id(self), scope)
-        found = view.spans.get(key)
-        if found is None:
-            found = view.spans[key] = sorted(set(chain.from_iterable(a.spans(view, scope)
-                                                                     for a in self._candidates(view))))
-        return found
+        return sorted(set(chain.from_iterable(a.spans(view, scope) for a in self._candidates(view))))
 
 
 class AndNode(CNode):
@@ -256,13 +269,9 @@ class OrNode(AndNode):
                 return True
         return False
 
+    @once_per_view
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        key = (id(self), scope)
-        found = view.spans.get(key)
-        if found is None:
-            found = view.spans[key] = sorted(set(chain.from_iterable(c.spans(view, scope)
-                                                                     for c in self.children)))
-        return found
+        return sorted(set(chain.from_iterable(c.spans(view, scope) for c in self.children)))
 
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         for child in self.children:

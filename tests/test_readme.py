@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -50,3 +51,21 @@ def test_demo_delivers_every_alert_with_a_valid_signature() -> None:
     assert "ALERT HIGH airspace-violation: Escalation in the Baltics" in out  # the console channel
     assert "✓ [HIGH] article-4: Escalation in the Baltics" in out             # the webhook receiver
     assert "Scaparrotti" not in out.split("webhook receiver:")[1]              # seed 004 alerts on nothing core
+
+
+def shown_outputs() -> list[tuple[str, str]]:
+    """Examples whose output the README shows in a ```json block right after them."""
+    pairs = re.findall(r"```sh\n(echo .*?)```\n```json\n(.*?)```", README, re.S)
+    return [(command.replace("\\\n", " ").strip(), output) for command, output in pairs]
+
+
+def test_the_readme_shows_some_output() -> None:
+    assert shown_outputs()
+
+
+@pytest.mark.parametrize(("command", "shown"), shown_outputs())
+def test_readme_output_is_what_the_command_prints(command: str, shown: str) -> None:
+    producer, command = command.split("| ", 1)
+    result = run_cli(*shlex.split(command)[1:], stdin=shlex.split(producer)[1] + "\n")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(shown)

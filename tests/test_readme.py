@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 
 import pytest
 
@@ -32,13 +33,18 @@ def test_the_readme_has_offline_examples() -> None:
     assert any("scan - --format jsonl" in c for c in found)
 
 
-@pytest.mark.parametrize("command", examples())
-def test_readme_example_runs(command: str) -> None:
+def run_example(command: str) -> subprocess.CompletedProcess[str]:
+    """Run a README command line; ``echo … | crisis-monitor …`` feeds the echo's argument on stdin."""
     stdin = None
     if "| crisis-monitor " in command:
         producer, command = command.split("| ", 1)
-        stdin = shlex.split(producer)[1] + "\n"  # the echo's argument
-    result = run_cli(*shlex.split(command)[1:], stdin=stdin)
+        stdin = shlex.split(producer)[1] + "\n"
+    return run_cli(*shlex.split(command)[1:], stdin=stdin)
+
+
+@pytest.mark.parametrize("command", examples())
+def test_readme_example_runs(command: str) -> None:
+    result = run_example(command)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -65,7 +71,6 @@ def test_the_readme_shows_some_output() -> None:
 
 @pytest.mark.parametrize(("command", "shown"), shown_outputs())
 def test_readme_output_is_what_the_command_prints(command: str, shown: str) -> None:
-    producer, command = command.split("| ", 1)
-    result = run_cli(*shlex.split(command)[1:], stdin=shlex.split(producer)[1] + "\n")
+    result = run_example(command)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == json.loads(shown)

@@ -19,13 +19,19 @@ import html
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import add
 
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
-_SEPARATOR_RE = re.compile(r"[\W_]")
+# (A plain space is left out: it is its own replacement, and most separators are spaces.)
+_SEPARATOR_RE = re.compile(r"[^\w ]|_")
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+# Text split at its runs of characters outside ASCII: ASCII, a run, ASCII, ..., ASCII.
+_NON_ASCII_RUNS_RE = re.compile(r"([^\x00-\x7f]+)")
+# Above this share of runs to characters (a text in another script), folding the text whole is cheaper.
+_RUNS_SHARE = 1 / 16
 # Tables for ASCII text, as bytes: encoding, bytes.translate and decoding cost a third of
 # what str.translate does. Separators to spaces:
 _ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else 32 for c in range(256))
@@ -49,11 +55,11 @@ _HTML_TAG_RE = re.compile(
 _CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
 # Combining marks of the Latin, Greek and Cyrillic scripts: the diacritics to fold.
 _MARKS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-# Letters that carry a diacritic but have no Unicode decomposition.
-_LETTERS = str.maketrans(
-    {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t", "þ": "th",
-     "æ": "ae", "œ": "oe", "ŀ": "l"}
-)
+# Letters that carry a diacritic but have no Unicode decomposition. (Replaced by a regular
+# expression: str.translate with a dict costs a dict lookup per character of the text.)
+_LETTERS = {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t", "þ": "th",
+            "æ": "ae", "œ": "oe", "ŀ": "l"}
+_LETTERS_RE = re.compile("[" + "".join(_LETTERS) + "]")
 
 
 def html_to_text(raw: str) -> str:
@@ -89,10 +95,65 @@ def fold(text: str) -> str:
     """Case-fold and fold diacritics. Works character by character (see fold_char)."""
     if text.isascii():
         return text.lower()
+    return _by_runs(text, str.lower, _fold_run, _fold_whole)
+
+
+def _fold_whole(text: str) -> str:
     # Compatibility forms may decompose to capitals (U+213B is "FAX"), so fold case in between.
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    folded = _MARKS_RE.sub("", folded)
-    return unicodedata.normalize("NFC", folded).translate(_LETTERS)
+    folded = unicodedata.normalize("NFC", _MARKS_RE.sub("", folded))
+    return _LETTERS_RE.sub(_letter, folded) if _LETTERS_RE.search(folded) else folded
+
+
+def _letter(found: re.Match[str]) -> str:
+    return _LETTERS[found.group()]
+
+
+def _by_runs(text: str, ascii_form: Callable[[str], str], run_form: Callable[[str], str],
+             whole_form: Callable[[str], str]) -> str:
+    """``text`` with its ASCII parts and its runs of other characters each put in their form.
+
+    Folding works character by character, and no character outside ASCII combines with an ASCII
+    one before it, so a text folds as its parts do. Most text is ASCII but for quotes, dashes
+    and accented letters, whose few, repeated runs fold once each (cached), not the whole text.
+    """
+    parts = _NON_ASCII_RUNS_RE.split(text)
+    if len(parts) > len(text) * _RUNS_SHARE:  # another script: a run per word, folded whole
+        return whole_form(text)
+    parts[0::2] = map(ascii_form, parts[0::2])
+    parts[1::2] = map(run_form, parts[1::2])
+    return "".join(parts)
+
+
+def _fold_run(run: str) -> str:
+    return _fold_short(run) if len(run) <= _CACHED_RUN else _fold_whole(run)
+
+
+def _token_form_run(run: str) -> str:
+    return _token_form_short(run) if len(run) <= _CACHED_RUN else _token_form_whole(run)
+
+
+_CACHED_RUN = 40  # longer runs (a text in a script without spaces) are not worth keeping
+_fold_short = lru_cache(maxsize=4096)(_fold_whole)
+
+
+def _ascii_token_form(text: str) -> str:
+    """Folded with every separator a space: ``spaced(fold(text))`` of ASCII text."""
+    return text.encode().translate(_ASCII_TOKEN_FORM).decode()
+
+
+def token_form(text: str) -> str:
+    """``spaced(fold(text))``: what a text's tokens are split from."""
+    if text.isascii():
+        return _ascii_token_form(text)
+    return _by_runs(text, _ascii_token_form, _token_form_run, _token_form_whole)
+
+
+def _token_form_whole(text: str) -> str:
+    return spaced(_fold_whole(text))
+
+
+_token_form_short = lru_cache(maxsize=4096)(_token_form_whole)
 
 
 @lru_cache(maxsize=4096)
@@ -143,7 +204,7 @@ class Field:
         """``text`` is readable text (``readable_text``): white space is collapsed later."""
         self.text = text  # readable text; raw_span gives offsets in it
         # Collapsing white space changes no token: tokens come from the text as it is.
-        self._form = text.encode().translate(_ASCII_TOKEN_FORM).decode() if text.isascii() else spaced(fold(text))
+        self._form = token_form(text)
         self.tokens: list[str] = self._form.split()
         self._display: str | None = None
         self._normalised: str | None = None

@@ -131,6 +131,24 @@ def test_positions_by_scans_and_by_one_index_give_the_same_matches(content: list
     assert found[0] == found[3] == found[10**9]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "x"]), max_size=40), st.integers(1, 6), st.booleans(),
+       st.sampled_from(["a", '"a b"', '"a b c"', "(a OR \"b c\")", "(a NEAR/1 b)"]))
+def test_near_pairs_every_left_with_every_right_within_the_distance(tokens: list[str], distance: int,
+                                                                     ordered: bool, left: str) -> None:
+    # The definition, by brute force: all pairs of a left span and a right span that do not
+    # overlap, the right one after the left (or before, if unordered) by at most the distance.
+    ruleset = rules(f"{left} NEAR/{distance}{'f' if ordered else ''} (b OR \"c a\" OR x)")
+    near, every = ruleset.rules[0].root, nodes.ALL_FIELDS
+    assert isinstance(near, nodes.NearNode)
+    view = DocView(ruleset.terms, Document(id="d", content=" ".join(tokens)))
+    lefts, rights = near.left.spans(view, every), near.right.spans(view, every)
+    expected = [(a, b) for a in lefts for b in rights
+                if 0 < b[0] - a[1] <= distance or (not ordered and 0 < a[0] - b[1] <= distance)]
+    assert near.pairs(view, every, first_only=False) == expected
+    assert near.pairs(view, every, first_only=True) == expected[:1]
+
+
 def test_a_rule_set_matching_many_documents_matches_as_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tokens are looked up once and remembered; when the memory is full it starts again with
     # the document at hand. Neither may change what matches, or the terms and snippets reported.

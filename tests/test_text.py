@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.text import Field, cut_snippet, display_text, fold, fold_char, normalize, tokens
+from monitor import text
+from monitor.text import Field, cut_snippet, display_text, fold, fold_char, normalize, spaced, tokens
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -151,6 +152,24 @@ def test_fold_works_character_by_character(raw: str) -> None:
     folded = "".join(fold_char(c) for c in raw)
     assert fold(raw) == unicodedata.normalize("NFC", folded)
     assert len(fold(raw)) == len(folded)  # so offsets still map one to one
+
+
+# Most text is ASCII with a few quotes, dashes and accented letters: such text is folded run by
+# run of characters outside ASCII, and must come out as the whole text folded at once does.
+_ODD = st.sampled_from(["’", "“", "—", "é", "e\u0301", "\u0301", "ß", "İ", "Ł", "½", "ﬁ", "\u0951\u064b", "Ꭰ",
+                        "ǅ", "\u212b", "ﬀ", "ΐ", "ς", "\u0345", "\u0338", "ł"]) | st.characters(
+    exclude_categories=["Cs"], min_codepoint=0x80)
+_MOSTLY_ASCII = st.lists(st.tuples(st.text(alphabet=st.characters(max_codepoint=0x7f), min_size=40, max_size=60),
+                                   st.lists(_ODD, max_size=3).map("".join)), max_size=6).map(
+    lambda parts: "".join(a + b for a, b in parts))
+
+
+@given(_MOSTLY_ASCII)
+def test_text_folded_by_runs_is_the_text_folded_whole(raw: str) -> None:
+    whole = text._fold_whole(raw)
+    assert fold(raw) == whole
+    assert Field(raw).tokens == spaced(whole).split()
+    assert Field(raw)._form == spaced(whole)  # the offsets of snippets and highlights rest on it
 
 
 def test_fold_orders_combining_marks_canonically() -> None:

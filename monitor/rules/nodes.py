@@ -9,7 +9,7 @@ candidate rule asks about.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import chain, compress, count
 from typing import NamedTuple, Protocol, TypeVar
@@ -296,18 +296,28 @@ class NearNode(CNode):
         self.distance, self.ordered = distance, ordered
 
     def pairs(self, view: DocView, scope: tuple[int, ...], first_only: bool) -> list[tuple[Span, Span]]:
+        """The (left, right) spans within the distance, by left then right: each left span is
+        paired only with the right spans that start near it, found by bisection (spans are
+        sorted), not with every right span of a long document."""
         lefts = self.left.spans(view, scope)
         rights = self.right.spans(view, scope) if lefts else []
+        if not rights:
+            return []
+        starts = [right[0] for right in rights]
+        # A right span ending before a left one starts can start this much earlier still.
+        reach = 0 if self.ordered else self.distance + max(last - first for first, last in rights)
+        distance, ordered = self.distance, self.ordered
         out = []
         for left in lefts:
-            for right in rights:
+            low = bisect_right(starts, left[1]) if ordered else bisect_left(starts, left[0] - reach)
+            for right in rights[low:bisect_right(starts, left[1] + distance)]:
                 if right[0] > left[1]:
                     gap = right[0] - left[1]
-                elif not self.ordered and left[0] > right[1]:
+                elif not ordered and left[0] > right[1]:
                     gap = left[0] - right[1]
                 else:
                     continue
-                if gap <= self.distance:
+                if gap <= distance:
                     out.append((left, right))
                     if first_only:
                         return out

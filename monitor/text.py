@@ -28,6 +28,7 @@ from operator import add
 # (A plain space is left out: it is its own replacement, and most separators are spaces.)
 _SEPARATOR_RE = re.compile(r"[^\w ]|_")
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+_TEXT_RE = re.compile(r"\S")
 # Text split at its runs of characters outside ASCII: ASCII, a run, ASCII, ..., ASCII.
 _NON_ASCII_RUNS_RE = re.compile(r"([^\x00-\x7f]+)")
 # Above this share of runs to characters (a text in another script), folding the text whole is cheaper.
@@ -338,7 +339,9 @@ def cut_window(
         local = [(start - low, end - low) for start, end in local]
     else:
         local = [(len(_collapsed(text, low, start)), len(_collapsed(text, low, end))) for start, end in local]
-    return _cut(window, local, width, bool(text[:low].strip()), bool(text[high:].strip()))
+    # Is there text beyond the window? Found at once, without copying the rest of the document.
+    more_before = _TEXT_RE.search(text, 0, low) is not None
+    return _cut(window, local, width, more_before, _TEXT_RE.search(text, high) is not None)
 
 
 def _widened(text: str, first_start: int, first_end: int, before: int, after: int) -> tuple[int, int, str]:

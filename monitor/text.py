@@ -33,6 +33,7 @@ _TEXT_RE = re.compile(r"\S")
 _NON_ASCII_RUNS_RE = re.compile(r"([^\x00-\x7f]+)")
 # Above this share of runs to characters (a text in another script), folding the text whole is cheaper.
 _RUNS_SHARE = 1 / 16
+_CACHED_RUN = 40  # longer runs (a text in a script without spaces) are folded each time, not kept
 # Tables for ASCII text, as bytes: encoding, bytes.translate and decoding cost a third of
 # what str.translate does. Separators to spaces:
 _ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else 32 for c in range(256))
@@ -106,6 +107,9 @@ def _fold_whole(text: str) -> str:
     return _LETTERS_RE.sub(_letter, folded) if _LETTERS_RE.search(folded) else folded
 
 
+_fold_short = lru_cache(maxsize=4096)(_fold_whole)
+
+
 def _letter(found: re.Match[str]) -> str:
     return _LETTERS[found.group()]
 
@@ -132,10 +136,6 @@ def _fold_run(run: str) -> str:
 
 def _token_form_run(run: str) -> str:
     return _token_form_short(run) if len(run) <= _CACHED_RUN else _token_form_whole(run)
-
-
-_CACHED_RUN = 40  # longer runs (a text in a script without spaces) are not worth keeping
-_fold_short = lru_cache(maxsize=4096)(_fold_whole)
 
 
 def _ascii_token_form(text: str) -> str:

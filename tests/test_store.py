@@ -150,22 +150,7 @@ def test_a_migration_upgrades_in_place_and_keeps_rows(tmp_path: Path, database: 
 def test_daemons_starting_together_on_a_fresh_database_migrate_it_once(tmp_path: Path, database: str) -> None:
     # Several daemons sharing one new database start at the same moment: each checks the schema
     # version and would run the same migrations. One does; the others wait for it and find it done.
-    start = threading.Barrier(4)
-    failures: list[BaseException] = []
-
-    def open_store() -> None:
-        start.wait()
-        try:
-            Store(database).close()
-        except BaseException as error:  # reported by the assertion below
-            failures.append(error)
-
-    threads = [threading.Thread(target=open_store) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert open_stores_together(database) == []
     engine = create_engine(database)
     try:
         with engine.connect() as connection:
@@ -174,29 +159,34 @@ def test_daemons_starting_together_on_a_fresh_database_migrate_it_once(tmp_path:
         engine.dispose()
 
 
-
 def test_processes_opening_a_new_sqlite_file_together_all_switch_it_to_wal(tmp_path: Path) -> None:
     # Turning a new file to WAL takes an exclusive lock, and SQLite refuses at once (no busy wait)
     # while another connection holds one: the race of the test above, on many fresh files, since it
     # is lost only now and then (about one round in eight before the store waited for it).
-    failures: list[BaseException] = []
-    for round_number in range(25):
-        url = f"sqlite:///{tmp_path}/round{round_number}.db"
-        start = threading.Barrier(4)
-
-        def open_store(url: str = url, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                Store(url).close()
-            except BaseException as error:  # reported by the assertion below
-                failures.append(error)
-
-        threads = [threading.Thread(target=open_store) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+    failures = [error for round_number in range(25)
+                for error in open_stores_together(f"sqlite:///{tmp_path}/round{round_number}.db")]
     assert failures == []
+
+
+def open_stores_together(url: str, count: int = 4) -> list[BaseException]:
+    """Open and close ``count`` stores on ``url`` from threads released at one moment; their errors."""
+    start = threading.Barrier(count)
+    failures: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            Store(url).close()
+        except BaseException as error:  # returned to the test, which asserts there are none
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return failures
+
 
 def test_an_unreachable_database_is_one_clear_error() -> None:
     with pytest.raises(MonitorError) as caught:

@@ -64,6 +64,18 @@ def test_phrases_and_near_do_not_cross_fields() -> None:
     assert fires("estonian AND airspace", title="Estonian", content="airspace closed")
 
 
+def test_near_a_term_inside_the_other_side() -> None:
+    # "Within n tokens, either order": a helicopter between "flew" and "territory" is within any
+    # distance of that span; but a term is never near itself, nor a span that shares its ends.
+    text = "flew a Belarusian helicopter some 300 metres into Lithuanian territory"
+    assert fires("helicopter NEAR/1 (flew NEAR/9 territory)", text)
+    assert not fires("helicopter NEAR/1f (flew NEAR/9 territory)", text)  # not before the span
+    assert not fires("shot NEAR/3 \"shot down\"", "shot down")
+    assert not fires("drone* NEAR/5 drones", "drones")
+    match = rules("helicopter NEAR/1 (flew NEAR/9 territory)").match(Document(id="d", content=text))[0]
+    assert match.terms == ("flew … territory",) and match.highlights == ((0, len(text)),)
+
+
 def test_field_scope_feed_and_tag() -> None:
     assert fires("title:(drone*)", title="Drones over base", content="nothing")
     assert not fires("title:(drone*)", title="Nothing", content="drones")
@@ -133,18 +145,20 @@ def test_positions_by_scans_and_by_one_index_give_the_same_matches(content: list
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["a", "b", "c", "x"]), max_size=40), st.integers(1, 6), st.booleans(),
-       st.sampled_from(["a", '"a b"', '"a b c"', "(a OR \"b c\")", "(a NEAR/1 b)"]))
+       st.sampled_from(["a", '"a b"', '"a b c"', "(a OR \"b c\")", "(a NEAR/1 b)", "(a NEAR/3 b)"]))
 def test_near_pairs_every_left_with_every_right_within_the_distance(tokens: list[str], distance: int,
                                                                      ordered: bool, left: str) -> None:
     # The definition, by brute force: all pairs of a left span and a right span that do not
-    # overlap, the right one after the left (or before, if unordered) by at most the distance.
+    # overlap, the right one after the left (or before, if unordered) by at most the distance;
+    # unordered, also those where one span lies strictly inside the other.
     ruleset = rules(f"{left} NEAR/{distance}{'f' if ordered else ''} (b OR \"c a\" OR x)")
     near, every = ruleset.rules[0].root, nodes.ALL_FIELDS
     assert isinstance(near, nodes.NearNode)
     view = DocView(ruleset.terms, Document(id="d", content=" ".join(tokens)))
     lefts, rights = near.left.spans(view, every), near.right.spans(view, every)
     expected = [(a, b) for a in lefts for b in rights
-                if 0 < b[0] - a[1] <= distance or (not ordered and 0 < a[0] - b[1] <= distance)]
+                if 0 < b[0] - a[1] <= distance or (not ordered and 0 < a[0] - b[1] <= distance)
+                or (not ordered and (b[0] < a[0] <= a[1] < b[1] or a[0] < b[0] <= b[1] < a[1]))]
     assert near.pairs(view, every, first_only=False) == expected
     assert near.pairs(view, every, first_only=True) == expected[:1]
 

@@ -298,7 +298,11 @@ class NearNode(CNode):
     def pairs(self, view: DocView, scope: tuple[int, ...], first_only: bool) -> list[tuple[Span, Span]]:
         """The (left, right) spans within the distance, by left then right: each left span is
         paired only with the right spans that start near it, found by bisection (spans are
-        sorted), not with every right span of a long document."""
+        sorted), not with every right span of a long document.
+
+        Spans that overlap are not near, as a rule of one term is not near itself; but without
+        an order, a span that lies strictly inside the other (a drone between "flew" and
+        "airspace") is within any distance of it."""
         lefts = self.left.spans(view, scope)
         rights = self.right.spans(view, scope) if lefts else []
         if not rights:
@@ -315,6 +319,9 @@ class NearNode(CNode):
                     gap = right[0] - left[1]
                 elif not ordered and left[0] > right[1]:
                     gap = left[0] - right[1]
+                elif not ordered and (right[0] < left[0] <= left[1] < right[1]
+                                      or left[0] < right[0] <= right[1] < left[1]):
+                    gap = 0
                 else:
                     continue
                 if gap <= distance:
@@ -335,8 +342,8 @@ class NearNode(CNode):
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         for a, b in self.pairs(view, scope, first_only=False):
             first, second = sorted((a, b))
-            span = (first[0], second[1])
-            if second[0] - first[1] > 1:
+            span = (first[0], max(first[1], second[1]))
+            if second[0] - first[1] > 1:  # apart, with words between them
                 label = f"{view.hit(first).label} … {view.hit(second).label}"
                 out.append(view.hit(span, label))
             else:

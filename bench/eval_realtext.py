@@ -117,6 +117,13 @@ def cell(count: Count) -> str:
     return f"{ratio(count.precision())}/{ratio(count.recall())} ({count.tp:>3} {count.fp:>2} {count.fn:>3})"
 
 
+def compact(count: Count) -> str:
+    """"P 1.00 R 0.50 (tp 1, fp 0, fn 1)", as the blind score is written into a batch file."""
+    p, r = count.precision(), count.recall()
+    return (f"P {'-' if p is None else f'{p:.2f}'} R {'-' if r is None else f'{r:.2f}'} "
+            f"(tp {count.tp}, fp {count.fp}, fn {count.fn})")
+
+
 def report(title: str, tally: Tally) -> list[str]:
     lines = [title, f"{'group':<8} {'cases':>5}  " + "  ".join(f"{rule:<25}" for rule in CORE),
              f"{'':<8} {'':>5}  " + "  ".join(f"{'P/R (tp fp fn)':<25}" for _ in CORE)]
@@ -146,8 +153,7 @@ def blind_record(tally: Tally, commit: str) -> dict[str, Any]:
     scores: dict[str, dict[str, str]] = {}
     for group in ["en", "other", "all"] + [f"lang:{lang}" for lang in tally.languages()]:
         if tally.get(CORE[0], group).cases:
-            scores[group.removeprefix("lang:")] = {rule: cell(tally.get(rule, group)).replace("  ", " ")
-                                                   for rule in CORE}
+            scores[group.removeprefix("lang:")] = {rule: compact(tally.get(rule, group)) for rule in CORE}
     return {"main_commit": commit, "scored_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "scores": scores}
 

@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
 class Site:
     """A seeded store, the config over it, and a client of the app."""
 
-    def __init__(self, tmp_path: Path, database: str, token: bool = False) -> None:
+    def __init__(self, tmp_path: Path, database: str, token: bool = False, items: int = 800,
+                 hostile: bool = True) -> None:
         web = '[web]\ntoken = "${WEB_TOKEN}"\n' if token else ""
         feeds = "".join(f'[[feeds]]\nname = "feed-{n:02d}"\nurl = "https://f{n}.example/rss"\n' for n in range(4))
         self.text = f'[monitor]\nrules = "{ROOT / "rules"}"\ndatabase = "{database}"\n{web}{feeds}'
@@ -44,9 +45,10 @@ class Site:
         self.path = tmp_path / "config.toml"
         self.store = Store(database)
         self.now = datetime.now(UTC)
-        self.seeded = seed(self.store, self.now, items=800, feeds=4)  # 200 stories, 67 matched
-        self.hostile_story = add_story(self.store, self.now, HOSTILE, "javascript:window.__pwned=3",
-                                       "Jets <b>violated</b> the airspace", highlights=[(5, 13)])
+        self.seeded = seed(self.store, self.now, items=items, feeds=4)  # 800: 200 stories, 67 matched
+        self.hostile_story = hostile and add_story(self.store, self.now - timedelta(minutes=30), HOSTILE,
+                                       "javascript:window.__pwned=3", "Jets <b>violated</b> the airspace",
+                                       highlights=[(5, 13)])
         active = load_active(self.config)
         self.woken = 0
 
@@ -106,6 +108,9 @@ def test_every_page_renders_the_seeded_data(site: Site) -> None:
     outbox = site.get("/outbox")
     assert outbox.status_code == 200 and outbox.text.count('class="delivery"') == len(site.seeded.dead_alerts)
     assert site.get("/tester").status_code == 200
+    assert "4 items" in stories.text and ">200</td>" in feeds.text  # 800 items over 4 feeds
+    for text in (stories.text, story.text, rules.text, rule.text, feeds.text, outbox.text):
+        assert "built-in method" not in text and "object at 0x" not in text  # no dict method rendered by mistake
     assert site.get("/stories/999999").status_code == 404 and site.get("/rules/nope").status_code == 404
 
 
@@ -284,3 +289,22 @@ def test_present_helpers() -> None:
             for n, s, f, i in (("a", "ok", 0, 5), ("b", "error", 2, 1), ("c", "error", 7, 3), ("d", "stale", 0, 9))]
     assert [r["name"] for r in sort_feeds(rows, "health")] == ["c", "b", "d", "a"]
     assert [r["name"] for r in sort_feeds(rows, "items", descending=True)] == ["d", "a", "c", "b"]
+
+
+def test_rule_days_and_the_merged_story_order_agree_with_plain_python(site: Site) -> None:
+    from monitor.store import views
+    from monitor.web.present import day_bounds, last_days
+
+    days = last_days(site.now, 30)
+    got = views.rule_days(site.store, ["article-4", "shoot-down", "war-threat"], day_bounds(days))
+    for rule in ("article-4", "shoot-down", "war-threat"):
+        stamps = [m["created_at"][:10] for m in site.store.matches(rule=rule, limit=100_000)]
+        assert got[rule] == [stamps.count(day) for day in days], rule
+    assert sum(got["article-4"]) > 0 and sum(got["war-threat"]) == 0
+    every = views.stories(site.store, views.StoryFilter(), limit=1000)
+    two = views.stories(site.store, views.StoryFilter(rules={"article-4", "shoot-down"}), limit=1000)
+    assert [s["id"] for s in two] == [s["id"] for s in every if {"article-4", "shoot-down"} & set(s["rules"])]
+    assert len(views.stories(site.store, views.StoryFilter(rules={"article-4", "shoot-down"}), limit=7)) == 7
+    tagged = site.get("/stories?tag=article-4")  # the tag only article-4 carries
+    assert tagged.status_code == 200 and 'class="rule" href="/rules/shoot-down"' not in tagged.text
+    assert 'class="rule" href="/rules/article-4"' in tagged.text

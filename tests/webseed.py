@@ -44,12 +44,14 @@ class Seeded:
 
 
 def _spans(snippet: str, terms: Sequence[str]) -> list[list[int]]:
+    """Where each term (or, for "a … b", each side) reads in the snippet, as the engine would mark it."""
     spans = []
+    lowered = snippet.lower()
     for term in terms:
-        word = term.split(" … ")[0].split()[0]
-        at = snippet.lower().find(word)
-        if at >= 0:
-            spans.append([at, at + len(word)])
+        for side in term.split(" … "):
+            at = lowered.find(side)
+            if at >= 0:
+                spans.append([at, at + len(side)])
     return spans
 
 
@@ -91,7 +93,7 @@ def seed(store: Store, now: datetime, items: int = 200, feeds: int = 12, per_sto
         guid = f"{keys[s]}#{n}"
         host = PUBLISHERS[(s + n // stories) % len(PUBLISHERS)]
         item_rows.append({"feed_id": feed_ids[feed], "story_id": story_ids[keys[s]], "guid": guid,
-                          "url": f"https://{host}/a/{n}", "title": f"{event[4]} ({n})", "summary": event[4],
+                          "url": f"https://{host}/a/{n}", "title": event[4], "summary": event[4],
                           "content": "", "tags": [], "published_at": seen, "first_seen_at": seen, "updated_at": seen,
                           "content_hash": uuid.uuid4().hex})
         if s % match_every == 0:

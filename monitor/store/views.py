@@ -7,17 +7,19 @@ The JSON listings the CLI prints stay in ``repo.Store``; the web API calls those
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import functools
+import heapq
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import String, cast, func
+from sqlalchemy import TextClause, bindparam, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from monitor.store.repo import Store, utc
+from monitor.store.repo import MATCHES, Store, utc
 from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
 from monitor.types import iso
 
@@ -42,20 +44,34 @@ def publisher(url: str) -> str:
     return host.removeprefix("www.") or "-"
 
 
-def _day(column: Any) -> Any:
-    # 'YYYY-MM-DD' from a stored UTC time, the same on SQLite (text) and PostgreSQL (timestamp).
-    return func.substr(cast(column, String), 1, 10)
+@functools.lru_cache(maxsize=8)
+def _day_counts(windows: int) -> TextClause:
+    # Written out once per number of windows: a statement object of this size would cost more
+    # to build and key for SQLAlchemy's cache on every call than the counts cost SQLite.
+    parts = [f"SELECT {n} AS n, COUNT(*) AS c FROM matches WHERE rule = :rule "
+             f"AND created_at >= :d{n} AND created_at < :d{n + 1}" for n in range(windows)]
+    stamp = MATCHES.c.created_at.type
+    return text(" UNION ALL ".join(parts)).bindparams(*(bindparam(f"d{n}", type_=stamp) for n in range(windows + 1)))
 
 
-def rule_days(store: Store, since: datetime) -> dict[str, dict[str, int]]:
-    """Matches per rule and UTC day ('YYYY-MM-DD') since ``since``."""
-    day = _day(MatchRow.created_at)
-    query = (sa_select(col(MatchRow.rule), day, func.count()).where(col(MatchRow.created_at) >= utc(since))
-             .group_by(col(MatchRow.rule), day))
-    out: dict[str, dict[str, int]] = {}
-    with Session(store.engine) as session:
-        for rule, when, count in session.execute(query):
-            out.setdefault(rule, {})[str(when)] = int(count)
+def rule_days(store: Store, rules: Sequence[str], days: Sequence[datetime]) -> dict[str, list[int]]:
+    """Each rule's matches in each window ``[days[i], days[i+1])``.
+
+    One COUNT per rule and window, sent as one UNION ALL per rule: each reads a range of the
+    (rule, created_at) index and nothing else, where a GROUP BY over the day of every match
+    would sort all of them (ten times slower at 30,000 matches a month).
+    """
+    windows = len(days) - 1
+    if windows < 1:
+        return {rule: [] for rule in rules}
+    bounds = {f"d{n}": utc(day) for n, day in enumerate(days)}
+    out: dict[str, list[int]] = {}
+    with store.engine.connect() as connection:
+        for rule in rules:
+            counts = [0] * windows
+            for n, count in connection.execute(_day_counts(windows), {"rule": rule, **bounds}):
+                counts[int(n)] = int(count)
+            out[rule] = counts
     return out
 
 
@@ -67,24 +83,37 @@ def last_matches(store: Store, rules: Sequence[str]) -> dict[str, str | None]:
                 for rule in rules}
 
 
-def _story_ids(session: Session, where: StoryFilter, limit: int) -> list[int]:
-    """The ``limit`` stories with the newest matches passing ``where``, newest first."""
-    query = (sa_select(col(ItemRow.story_id)).select_from(MatchRow).join(ItemRow, col(ItemRow.id) == MatchRow.item_id)
-             .order_by(col(MatchRow.created_at).desc(), col(MatchRow.id).desc()))
-    if where.rules is not None:
-        query = query.where(col(MatchRow.rule).in_(sorted(where.rules)))
+def _newest_matches(session: Session, where: StoryFilter, rule: str | None) -> Iterator[tuple[Any, int, int]]:
+    """(created_at, match id, story id) of ``rule``'s matches (or all), newest first, read a step at a time."""
+    m = MATCHES.c
+    query = (sa_select(m.created_at, m.id, col(ItemRow.story_id)).join(ItemRow, col(ItemRow.id) == m.item_id)
+             .order_by(m.created_at.desc(), m.id.desc()))
+    if rule is not None:
+        query = query.where(m.rule == rule)
     if where.severities is not None:
-        query = query.where(col(MatchRow.severity).in_(sorted(where.severities)))
+        query = query.where(m.severity.in_(sorted(where.severities)))
     if where.since is not None:
-        query = query.where(col(MatchRow.created_at) >= utc(where.since))
-    seen: dict[int, None] = {}
+        query = query.where(m.created_at >= utc(where.since))
     for step in range(_MAX_STEPS):
-        rows = session.execute(query.offset(step * _STEP).limit(_STEP)).scalars().all()
-        for story_id in rows:
-            seen.setdefault(story_id, None)
-            if len(seen) == limit:
-                return list(seen)
+        rows = session.execute(query.offset(step * _STEP).limit(_STEP)).all()
+        yield from ((at, mid, sid) for at, mid, sid in rows)
         if len(rows) < _STEP:
+            return
+
+
+def _story_ids(session: Session, where: StoryFilter, limit: int) -> list[int]:
+    """The ``limit`` stories with the newest matches passing ``where``, newest first.
+
+    With a set of rules, each rule's newest matches come from its own range of the
+    (rule, created_at) index and are merged here: ``rule IN (…)`` would make the database
+    sort every match of those rules.
+    """
+    rules: list[str | None] = [None] if where.rules is None else [*sorted(where.rules)]
+    streams = [_newest_matches(session, where, rule) for rule in rules]
+    seen: dict[int, None] = {}
+    for _, _, story_id in heapq.merge(*streams, key=lambda row: (row[0], row[1]), reverse=True):
+        seen.setdefault(story_id, None)
+        if len(seen) == limit:
             break
     return list(seen)
 
@@ -100,11 +129,12 @@ def _items_of(session: Session, story_ids: Sequence[int]) -> list[dict[str, Any]
 
 
 def _matches_of(session: Session, item_ids: Sequence[int]) -> list[dict[str, Any]]:
-    query = (sa_select(MatchRow).where(col(MatchRow.item_id).in_(item_ids))
-             .order_by(col(MatchRow.created_at), col(MatchRow.id)))
-    return [{"id": m.id, "item_id": m.item_id, "rule": m.rule, "severity": m.severity, "terms": m.terms,
-             "entities": m.entities, "snippet": m.snippet, "highlights": m.highlights,
-             "created_at": iso(m.created_at)} for m in session.execute(query).scalars()]
+    m = MATCHES.c
+    query = (sa_select(m.id, m.item_id, m.rule, m.severity, m.terms, m.entities, m.snippet, m.highlights,
+                       m.created_at).where(m.item_id.in_(item_ids)).order_by(m.created_at, m.id))
+    return [{"id": mid, "item_id": item, "rule": rule, "severity": severity, "terms": terms, "entities": entities,
+             "snippet": snippet, "highlights": highlights, "created_at": iso(created)}
+            for mid, item, rule, severity, terms, entities, snippet, highlights, created in session.execute(query)]
 
 
 def _summary(story_id: int, key: str, items: list[dict[str, Any]], matches: list[dict[str, Any]]) -> dict[str, Any]:

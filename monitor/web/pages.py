@@ -22,7 +22,16 @@ from monitor.store import views
 from monitor.types import SEVERITIES, Document
 from monitor.units import parse_duration
 from monitor.web.context import WebContext
-from monitor.web.present import FEED_SORTS, ExampleResult, at_least, bars, example_results, last_days, sort_feeds
+from monitor.web.present import (
+    FEED_SORTS,
+    ExampleResult,
+    at_least,
+    bars,
+    day_bounds,
+    example_results,
+    last_days,
+    sort_feeds,
+)
 from monitor.web.security import posted_form
 
 Render = Callable[..., Response]
@@ -94,15 +103,13 @@ class Pages:
     async def rules(self, request: Request) -> Response:
         rule_set = self._rules()
         days = last_days(self.ctx.clock(), SPARK_DAYS)
-        start = datetime.fromisoformat(days[0] + "T00:00:00+00:00")
         ids = [r.spec.id for r in rule_set.rules]
-        counts = await asyncio.to_thread(views.rule_days, self.ctx.store, start)
+        counts = await asyncio.to_thread(views.rule_days, self.ctx.store, ids, day_bounds(days))
         last = await asyncio.to_thread(views.last_matches, self.ctx.store, ids)
         results = await asyncio.to_thread(self.examples.of, rule_set)
         specs = sorted((r.spec for r in rule_set.rules), key=lambda s: (-SEVERITIES.index(s.severity), s.id))
-        rows = [{"spec": s, "bars": bars(counts.get(s.id, {}), days, 120, 24),
-                 "total": sum(counts.get(s.id, {}).values()), "last": last.get(s.id), "test": results[s.id]}
-                for s in specs]
+        rows = [{"spec": s, "bars": bars(dict(zip(days, counts[s.id], strict=True)), days, 120, 24),
+                 "total": sum(counts[s.id]), "last": last.get(s.id), "test": results[s.id]} for s in specs]
         return self.render(request, "rules.html", {"rows": rows, "days": days})
 
     async def rule(self, request: Request) -> Response:
@@ -111,8 +118,8 @@ class Pages:
         if spec is None:
             raise HTTPException(404, "no rule with that id is in force")
         days = last_days(self.ctx.clock(), TIMELINE_DAYS)
-        start = datetime.fromisoformat(days[0] + "T00:00:00+00:00")
-        counts = (await asyncio.to_thread(views.rule_days, self.ctx.store, start)).get(spec.id, {})
+        per_day = (await asyncio.to_thread(views.rule_days, self.ctx.store, [spec.id], day_bounds(days)))[spec.id]
+        counts = dict(zip(days, per_day, strict=True))
         recent = await asyncio.to_thread(self.ctx.store.matches, None, spec.id, 50)
         results = await asyncio.to_thread(self.examples.of, rule_set)
         return self.render(request, "rule.html", {

@@ -59,6 +59,12 @@ def last_days(now: datetime, count: int) -> list[str]:
     return [(today - timedelta(days=n)).isoformat() for n in range(count - 1, -1, -1)]
 
 
+def day_bounds(days: Sequence[str]) -> list[datetime]:
+    """The UTC midnights that start each of ``days``, and the one after the last: count windows."""
+    starts = [datetime.fromisoformat(f"{day}T00:00:00+00:00") for day in days]
+    return [*starts, starts[-1] + timedelta(days=1)] if starts else []
+
+
 @dataclass(frozen=True)
 class Bar:
     x: float

@@ -6,8 +6,9 @@
   prefixes (callbacks other services post to) needs ``Authorization: Bearer <token>``
   or the session cookie that ``/login`` sets (an HMAC of the token, never the token).
 - A POST needs the CSRF token (double submit: the ``cm_csrf`` cookie, SameSite=Strict,
-  and the same value in the form or the ``X-CSRF-Token`` header), and a cross-origin
-  ``Origin`` is refused; a bearer-token request is exempt (browsers never add that header).
+  and the same value in the form or the ``X-CSRF-Token`` header), and a request from another
+  site (``Sec-Fetch-Site``, else ``Origin``) is refused; a bearer-token request is exempt
+  (browsers never add that header).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 SESSION_COOKIE = "cm_session"
 CSRF_COOKIE = "cm_csrf"
@@ -52,10 +53,12 @@ def authorized(request: Request, token: str | None) -> bool:
 
 
 def _same_origin(request: Request) -> bool:
+    """Not sent from another site: by the browser's Sec-Fetch-Site, else by Origin against Host."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 async def posted_form(request: Request) -> dict[str, str]:

@@ -88,6 +88,26 @@ def cmd_rules_suggest(args: argparse.Namespace) -> int:
     return print_suggestions(args.corpus, _rules_dir(args.rules), args.top, sys.stdout)
 
 
+def cmd_rules_explain(args: argparse.Namespace) -> int:
+    from monitor.rulecmds import explain
+
+    return explain(args.rule, args.file, _rules_dir(args.rules), args.format, sys.stdout)
+
+
+def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    from monitor.rulecmds import backtest
+
+    return backtest(args.config, args.rules, args.against, args.since, args.paths, args.format, args.limit,
+                    sys.stdout)
+
+
+def cmd_rules_schema(args: argparse.Namespace) -> int:
+    from monitor.rules.schemas import path
+
+    sys.stdout.write(path(args.kind).read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor import commands
 
@@ -227,6 +247,46 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         sub.set_defaults(handler=handler)
 
 
+def _rule_tools(rule_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    explain = rule_commands.add_parser(
+        "explain", help="why a rule does or does not match a document: its query tree, node by node",
+        description="Print a rule's query tree over each document of FILE (as scan reads it; - reads stdin: "
+        "JSON lines, or else plain text as one document), each node true (✓) or false (✗) with its hits; "
+        "named clauses ($name) show their own tree.")
+    explain.add_argument("rule", metavar="RULE", help="a rule id")
+    explain.add_argument("file", metavar="FILE", help="a document file, or - for stdin")
+    explain.add_argument("--rules", metavar="DIR", help=RULES_DIR_HELP)
+    explain.add_argument("--format", choices=("text", "json"), default="text",
+                         help="text: an indented tree; json: one array, a tree per document (default: text)")
+    explain.set_defaults(handler=cmd_rules_explain)
+    backtest = rule_commands.add_parser(
+        "backtest", help="run a rule set over the stored items (or files) and diff it against another",
+        description="Run the rules over the items already stored (or over PATHs, as scan reads them) and "
+        "print what each rule matches; with --against, the items each rule would newly match and would "
+        "no longer match, with titles and snippets. Only the rules that differ are matched twice.")
+    backtest.add_argument("paths", nargs="*", metavar="PATH", help="documents to use instead of the stored "
+                          "items: files or folders as scan reads them")
+    backtest.add_argument("--rules", metavar="DIR", help="the rules to try (default: the config's rules folder, "
+                          "else ./rules, else the shipped rules)")
+    backtest.add_argument("--against", metavar="DIR|GIT-REV", help="the baseline: a rules folder, or a git "
+                          "revision (HEAD~1, main, a tag) of the --rules folder, read with git archive")
+    backtest.add_argument("--since", metavar="DURATION", help='only stored items first seen within it, e.g. "30d"')
+    backtest.add_argument("--format", choices=("text", "json"), default="text",
+                          help="text: per rule, counts and items; json: one object (default: text)")
+    backtest.add_argument("--limit", type=int, default=20, metavar="N",
+                          help="items listed per rule and list (default: 20; 0: all)")
+    _config_option(backtest)
+    backtest.set_defaults(handler=cmd_rules_backtest)
+    schema = rule_commands.add_parser(
+        "schema", help="print the JSON Schema of rule, rules/lib or gazetteer files, for editors",
+        description="Print the JSON Schema of rule files (rule), rules/lib/ files (lib) or gazetteer files "
+        "(entities). yaml-language-server validates and completes a file whose first line is "
+        "'# yaml-language-server: $schema=PATH'; the schemas ship in the package as monitor/schemas/*.json.")
+    schema.add_argument("kind", nargs="?", choices=("rule", "lib", "entities"), default="rule",
+                        help="which schema (default: rule)")
+    schema.set_defaults(handler=cmd_rules_schema)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crisis-monitor",
@@ -276,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--rules", metavar="DIR", help="rules folder whose gazetteer names entities")
     suggest.add_argument("--top", type=int, default=20, help="how many phrases (default: 20)")
     suggest.set_defaults(handler=cmd_rules_suggest)
+    _rule_tools(rule_commands)
     _service_commands(commands)
     return parser
 

@@ -41,9 +41,21 @@ def _cell(value: Any) -> str:
     return plain(str(value))
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: a longer one is cut at a word boundary when one is
+    near the end (else inside a word, as for a URL) and ends with "…"."""
+    if len(text) <= width:
+        return text
+    head = text[:width - 1]
+    space = head.rfind(" ")
+    if space >= width * 2 // 3:
+        head = head[:space]
+    return head.rstrip(" ,;") + "…"
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO, width: int = 60) -> None:
-    """A plain text table; long cells are cut to ``width`` characters."""
-    cells = [[_cell(row.get(c))[:width] for c in columns] for row in rows]
+    """A plain text table; long cells are cut to ``width`` characters, ending with "…"."""
+    cells = [[cut(_cell(row.get(c)), width) for c in columns] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
     for row in cells:
@@ -173,7 +185,7 @@ def matches_list(config_path: str | None, rule: str | None, since: str | None, f
     moment = _since(since)
     with _opened(load_file(config_path)) as store:
         rows = store.matches(moment, rule)
-    return emit(rows, ["created_at", "rule", "severity", "terms", "item"], fmt, out)
+    return emit(rows, ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out)
 
 
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO) -> int:

@@ -9,11 +9,11 @@ import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from monitor.errors import InputError
 from monitor.rules.clauses import ClauseExamples
@@ -26,6 +26,7 @@ _BOLD, _RESET = "\033[1m", "\033[0m"
 # Documents per task handed to a worker process; an input shorter than this is matched in-process.
 _CHUNK = 250
 _worker_rules: RuleSet | None = None  # a forked worker's copy of the compiled rules
+T = TypeVar("T")
 
 
 def load_rules(directory: Path) -> RuleSet:
@@ -94,6 +95,17 @@ def _match_chunk(chunk: list[Document]) -> list[list[Match]]:
     return [_worker_rules.match(doc) for doc in chunk]
 
 
+def _fired_chunk(chunk: list[Document]) -> list[list[str]]:
+    assert _worker_rules is not None
+    return [_worker_rules.fired(doc) for doc in chunk]
+
+
+def fired_documents(rule_set: RuleSet, documents: Iterable[Document],
+                    workers: int | None = None) -> Iterator[tuple[Document, list[str]]]:
+    """Each document with the ids of the rules that fire on it, in input order; as match_documents."""
+    return _in_order(rule_set, documents, workers, RuleSet.fired, _fired_chunk)
+
+
 def match_documents(rule_set: RuleSet, documents: Iterable[Document],
                     workers: int | None = None) -> Iterator[tuple[Document, list[Match]]]:
     """Each document with its matches, in input order.
@@ -102,6 +114,12 @@ def match_documents(rule_set: RuleSet, documents: Iterable[Document],
     usable core), which inherit the compiled rules, while this process reads the
     documents and writes the results. An InputError comes after every document before it.
     """
+    return _in_order(rule_set, documents, workers, RuleSet.match, _match_chunk)
+
+
+def _in_order(rule_set: RuleSet, documents: Iterable[Document], workers: int | None,
+              one: Callable[[RuleSet, Document], T], chunk_task: Callable[[list[Document]], list[T]],
+              ) -> Iterator[tuple[Document, T]]:
     workers = _usable_cores() if workers is None else workers
     chunks = _chunks(documents)
     first = next(chunks, [])
@@ -109,22 +127,22 @@ def match_documents(rule_set: RuleSet, documents: Iterable[Document],
     if workers < 2 or len(first) < _CHUNK or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in rest:
             for doc in chunk:
-                yield doc, rule_set.match(doc)
+                yield doc, one(rule_set, doc)
     else:
-        yield from _match_in_workers(rule_set, rest, workers)
+        yield from _match_in_workers(rule_set, rest, workers, chunk_task)
 
 
-def _match_in_workers(rule_set: RuleSet, chunks: Iterator[list[Document]],
-                      workers: int) -> Iterator[tuple[Document, list[Match]]]:
+def _match_in_workers(rule_set: RuleSet, chunks: Iterator[list[Document]], workers: int,
+                      chunk_task: Callable[[list[Document]], list[T]]) -> Iterator[tuple[Document, T]]:
     global _worker_rules
-    pending: deque[tuple[list[Document], AsyncResult[list[list[Match]]]]] = deque()
+    pending: deque[tuple[list[Document], AsyncResult[list[T]]]] = deque()
     failure: InputError | None = None
     _worker_rules = rule_set
     try:
         with multiprocessing.get_context("fork").Pool(workers, worker_init) as pool:
             try:
                 for chunk in chunks:
-                    pending.append((chunk, pool.apply_async(_match_chunk, (chunk,))))
+                    pending.append((chunk, pool.apply_async(chunk_task, (chunk,))))
                     while len(pending) > 2 * workers:
                         done, result = pending.popleft()
                         yield from zip(done, result.get(), strict=True)

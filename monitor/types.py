@@ -44,7 +44,8 @@ class Match:
     ids of the gazetteer entities found, ``snippet`` the display text around
     the first hit, and ``highlights`` the (start, end) spans of hits in it.
     ``clauses`` names the rule's named clauses (``$name``) that held and made
-    the match, outermost first.
+    the match, outermost first; ``snippet_entities`` are the entities the
+    snippet names (the evidence an alert shows).
     """
 
     rule: str
@@ -57,6 +58,7 @@ class Match:
     score: float = 0.0
     tags: tuple[str, ...] = ()
     clauses: tuple[str, ...] = ()
+    snippet_entities: tuple[str, ...] = ()
 
 
 FEED_STATUSES = ("ok", "not_modified", "error", "gone", "stale", "never")
@@ -137,6 +139,8 @@ class Alert:
     entities: tuple[str, ...]
     snippet: str
     highlights: tuple[tuple[int, int], ...] = ()
+    clauses: tuple[str, ...] = ()
+    snippet_entities: tuple[str, ...] = ()
     channel: str = ""
     delivery_id: int = 0
     attempts: int = 0

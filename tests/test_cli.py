@@ -162,7 +162,8 @@ def test_rules_suggest_on_seeds() -> None:
     assert "starting query:" in result.stdout
 
 
-COMMANDS = [["scan"], ["rules"], ["rules", "check"], ["rules", "test"], ["rules", "suggest"]]
+COMMANDS = [["scan"], ["rules"], ["rules", "check"], ["rules", "test"], ["rules", "suggest"], ["rules", "explain"],
+            ["rules", "backtest"], ["rules", "schema"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -46,7 +46,7 @@ def test_webhook_body_is_the_documented_document() -> None:
         "rule": {"id": "airspace-violation", "title": "Airspace violation", "severity": "high", "tags": ["airspace"]},
         "item": {"title": "Jets over Estonia", "url": "https://n.example/1", "published_at": "2025-09-19T10:07:00Z",
                  "feed": "nato-news"},
-        "matched": {"terms": ["violated … airspace", "mig 31"], "entities": ["estonia", "mig-31"],
+        "matched": {"clauses": [], "terms": ["violated … airspace", "mig 31"], "entities": ["estonia", "mig-31"],
                     "snippet": "Three MiG-31 jets violated Estonian airspace."}}
 
 

@@ -6,19 +6,21 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from monitor.notify import evidence
 from monitor.notify.base import SendFailure, plain
 from monitor.types import Alert
 
 
 def console_line(alert: Alert) -> str:
-    terms = ", ".join(plain(t) for t in alert.terms)
-    entities = ", ".join(alert.entities)
     line = f"ALERT {alert.severity.upper()} {alert.rule}: {plain(alert.item_title) or '(no title)'}"
     if alert.item_url:
         line += f" <{plain(alert.item_url)}>"
-    line += f" [feed {plain(alert.feed)}; terms: {terms}"
-    if entities:
-        line += f"; entities: {entities}"
+    line += f" [feed {plain(alert.feed)}"
+    if alert.clauses:
+        line += f"; why: {evidence.why(alert)}"
+    line += f"; terms: {evidence.terms(alert)}"
+    if alert.snippet_entities:
+        line += f"; entities: {evidence.entities(alert)}"
     return line + "]"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from monitor.notify import evidence
 from monitor.notify.base import plain
 from monitor.types import Alert, iso
 
@@ -29,7 +30,8 @@ def webhook_document(alert: Alert) -> dict[str, Any]:
             "rule": {"id": alert.rule, "title": alert.rule_title, "severity": alert.severity, "tags": list(alert.tags)},
             "item": {"title": alert.item_title, "url": alert.item_url, "published_at": iso(alert.published_at),
                      "feed": alert.feed},
-            "matched": {"terms": list(alert.terms), "entities": list(alert.entities), "snippet": alert.snippet}}
+            "matched": {"clauses": list(alert.clauses), "terms": list(alert.terms), "entities": list(alert.entities),
+                        "snippet": alert.snippet}}
 
 
 def webhook_body(alert: Alert) -> bytes:
@@ -83,8 +85,10 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     title = slack_escape(alert.item_title) or "(no title)"
     header = f"{SEVERITY_EMOJI.get(alert.severity, '')} *{alert.severity.upper()}* · {slack_escape(alert.rule_title)}"
     fields = [f"*Feed:* {slack_escape(alert.feed)}"]
-    if alert.entities:
-        fields.append(f"*Entities:* {slack_escape(', '.join(alert.entities))}")
+    if alert.clauses:
+        fields.append(f"*Why:* {slack_escape(evidence.why(alert))}")
+    if alert.snippet_entities:
+        fields.append(f"*Entities:* {slack_escape(evidence.entities(alert))}")
     if alert.published_at:
         fields.append(f"*Published:* {iso(alert.published_at)}")
     blocks: list[dict[str, Any]] = [
@@ -139,6 +143,7 @@ def _parts(alert: Alert) -> list[tuple[str, bool]]:
 
 def email_bodies(alerts: Sequence[Alert]) -> tuple[str, str]:
     """The text and HTML bodies for one alert or a digest of several."""
-    context = {"alerts": [{"alert": a, "parts": _parts(a), "published": iso(a.published_at),
+    context = {"alerts": [{"alert": a, "parts": _parts(a), "published": iso(a.published_at), "why": evidence.why(a),
+                           "terms": evidence.terms(a), "entities": evidence.entities(a),
                            "url_ok": a.item_url.startswith(("http://", "https://"))} for a in alerts]}
     return _templates.get_template("email.txt").render(context), _templates.get_template("email.html").render(context)

@@ -36,7 +36,7 @@ from monitor.rules.nodes import (
     SentenceNode,
     TermNode,
 )
-from monitor.text import cut_snippet
+from monitor.text import cut_snippet, token_form
 from monitor.types import FIELDS, Document, Match
 
 _CACHE_LIMIT = 500_000
@@ -224,11 +224,14 @@ class RuleSet:
                 for term in trigger:
                     self._by_term.setdefault(term, []).append(number)
         self._entities: dict[int, list[tuple[TermNode | PhraseNode, str]]] = {}
+        self._alias_terms: dict[int, list[tuple[frozenset[int], str]]] = {}  # first term -> an alias's terms, entity
         for entity in self.gazetteer.entities.values():
             for alias in entity.aliases:
                 node = compiler.alias(alias)
                 first = node.term if isinstance(node, TermNode) else node.terms[0]
                 self._entities.setdefault(first, []).append((node, entity.id))
+                terms = frozenset([node.term] if isinstance(node, TermNode) else node.terms)
+                self._alias_terms.setdefault(first, []).append((terms, entity.id))
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -255,6 +258,20 @@ class RuleSet:
                 out.append(found)
         return out
 
+    def fired(self, doc: Document) -> list[str]:
+        """The ids of the rules that fire on ``doc``, in rule order, with no match built: what a
+        backtest counts (it builds the matches of the few items it shows)."""
+        view = self.view(doc)
+        return [rule.spec.id for rule in map(self.rules.__getitem__, self.candidates(view))
+                if rule.root.holds(view, rule.scope) and self._reaches_threshold(rule, view)]
+
+    @staticmethod
+    def _reaches_threshold(rule: CompiledRule, view: DocView) -> bool:
+        if not rule.weights:
+            return True
+        score = sum(weight for node, weight in rule.weights if node.holds(view, rule.scope))
+        return score >= (rule.spec.threshold or 0.0)
+
     def _evaluate(self, rule: CompiledRule, view: DocView) -> Match | None:
         if not rule.root.holds(view, rule.scope):
             return None
@@ -277,11 +294,22 @@ class RuleSet:
         snippet, highlights = self._snippet(view, hits)
         spec = rule.spec
         clauses: list[str] = []
-        rule.root.clauses(view, rule.scope, clauses)
+        if rule.root.named:
+            rule.root.clauses(view, rule.scope, clauses)
+        entities = self.entities_in(view, rule.scope)
         return Match(rule=spec.id, severity=spec.severity, title=spec.title, terms=terms,
-                     entities=self.entities_in(view, rule.scope), snippet=snippet,
+                     entities=entities, snippet=snippet,
                      highlights=tuple(highlights), score=score, tags=spec.tags,
-                     clauses=tuple(dict.fromkeys(clauses)))
+                     clauses=tuple(dict.fromkeys(clauses)), snippet_entities=self._named_in(snippet, entities))
+
+    def _named_in(self, snippet: str, entities: tuple[str, ...]) -> tuple[str, ...]:
+        """Which of a document's ``entities`` its snippet names: what an alert shows of them. An
+        alias counts when all its words are among the snippet's (a few hundred characters, whose
+        tokens were looked up already), so this is set operations, not a search."""
+        present, _ = self.terms.present(token_form(snippet).split())
+        named = {entity for first in self._alias_terms.keys() & present
+                 for terms, entity in self._alias_terms[first] if terms <= present}
+        return tuple(e for e in entities if e in named)
 
     @staticmethod
     def _snippet(view: DocView, hits: list[Hit]) -> tuple[str, list[tuple[int, int]]]:

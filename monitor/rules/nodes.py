@@ -182,7 +182,10 @@ def once_per_view(spans: Callable[[N, DocView, tuple[int, ...]], list[Span]],
 
 
 class CNode:
-    """A compiled query node."""
+    """A compiled query node. ``named``: whether a named clause is in it (so only those parts are
+    walked for the clauses a match reports)."""
+
+    named = False
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         raise NotImplementedError
@@ -266,6 +269,7 @@ class AnyOfNode(CNode):
 class AndNode(CNode):
     def __init__(self, children: list[CNode]) -> None:
         self.children = children
+        self.named = any(c.named for c in children)
         # Over all fields a plain term holds when it is present: those children are tested
         # together, as one set operation, before the others.
         self.terms = frozenset(c.term for c in children if type(c) is TermNode)
@@ -287,7 +291,8 @@ class AndNode(CNode):
 
     def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
         for child in self.children:
-            child.clauses(view, scope, out)
+            if child.named:
+                child.clauses(view, scope, out)
 
 
 class OrNode(AndNode):
@@ -312,13 +317,13 @@ class OrNode(AndNode):
 
     def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
         for child in self.children:
-            if child.holds(view, scope):
+            if child.named and child.holds(view, scope):
                 child.clauses(view, scope, out)
 
 
 class NotNode(CNode):
     def __init__(self, child: CNode) -> None:
-        self.child = child
+        self.child = child  # (not named: a clause under NOT never makes a match)
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return not self.child.holds(view, scope)
@@ -331,6 +336,7 @@ class NearNode(CNode):
     def __init__(self, left: CNode, right: CNode, distance: int, ordered: bool) -> None:
         self.left, self.right = left, right
         self.distance, self.ordered = distance, ordered
+        self.named = left.named or right.named
 
     def pairs(self, view: DocView, scope: tuple[int, ...], first_only: bool) -> list[tuple[Span, Span]]:
         """The (left, right) spans within the distance, by left then right: each left span is
@@ -395,6 +401,7 @@ class ScopeNode(CNode):
     def __init__(self, field: int, child: CNode) -> None:
         self.scope = (field,)
         self.child = child
+        self.named = child.named
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return self.child.holds(view, self.scope)
@@ -444,6 +451,8 @@ class ClauseNode(CNode):
     One per definition and rule set, shared by every rule that uses it. Its body's methods are
     bound to it directly, so the name costs nothing while matching."""
 
+    named = True
+
     def __init__(self, name: str, child: CNode) -> None:
         self.name, self.child = name, child
         self.holds = child.holds  # type: ignore[method-assign]
@@ -463,6 +472,7 @@ class SentenceNode(CNode):
 
     def __init__(self, child: CNode, trigger: frozenset[int] | None) -> None:
         self.child, self.trigger = child, trigger
+        self.named = child.named
 
     def _holding(self, view: DocView, scope: tuple[int, ...]) -> Iterator[tuple[int, int, DocView]]:
         """(field, first token, view) of each sentence in which the child holds."""

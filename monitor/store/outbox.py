@@ -60,6 +60,7 @@ class Outbox:
                           rule_title=a.rule_title, severity=a.severity, tags=tuple(a.tags), item_title=item.title,
                           item_url=item.url, published_at=aware(item.published_at), feed=feed,
                           terms=tuple(m.terms), entities=tuple(m.entities), snippet=m.snippet,
+                          clauses=tuple(m.clauses), snippet_entities=tuple(m.snippet_entities),
                           highlights=tuple((int(x), int(y)) for x, y in m.highlights), channel=d.channel,
                           delivery_id=d.id or 0, attempts=d.attempts)
                     for d, a, item, m, feed in session.execute(query)]

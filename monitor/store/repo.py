@@ -27,7 +27,7 @@ from monitor.config import FeedSpec, reveal
 from monitor.dedupe import Known
 from monitor.store.schema import open_engine
 from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
-from monitor.types import FeedState, FeedUpdate, ItemWrite, Match, iso
+from monitor.types import Document, FeedState, FeedUpdate, ItemWrite, Match, iso
 
 Route = Callable[[Match], Sequence[str]]
 # Core tables for the hot path: bulk statements without the ORM's per-row bookkeeping.
@@ -226,7 +226,8 @@ class Store:
             connection.execute(sa_insert(MATCHES), [
                 {"item_id": placed[id(write)][0], "rule": match.rule, "severity": match.severity,
                  "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet,
-                 "highlights": [list(span) for span in match.highlights], "created_at": utc(poll.now)}
+                 "highlights": [list(span) for span in match.highlights], "created_at": utc(poll.now),
+                 "clauses": list(match.clauses), "snippet_entities": list(match.snippet_entities)}
                 for poll, write, match in found])
             match_ids = {(item_id, rule): match_id for chunk in _chunks(sorted({placed[id(w)][0] for _, w, _ in found}))
                          for match_id, item_id, rule in connection.execute(
@@ -356,6 +357,26 @@ class Store:
                      "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at)}
                     for item, name in session.exec(query)]
 
+    def documents(self, since: datetime | None = None, batch: int = 2000) -> Iterator[Document]:
+        """Every stored item (first seen since ``since``) as a Document, in id order: read ``batch`` at
+        a time (keyset pages, plain rows rather than ORM objects), so a backtest never holds them all."""
+        columns = (ITEMS.c.id, ITEMS.c.title, ITEMS.c.summary, ITEMS.c.content, FEEDS.c.name, ITEMS.c.tags,
+                   ITEMS.c.url, ITEMS.c.published_at)
+        last = 0
+        while True:
+            query = (sa_select(*columns).join(FEEDS, FEEDS.c.id == ITEMS.c.feed_id).where(ITEMS.c.id > last)
+                     .order_by(ITEMS.c.id).limit(batch))
+            if since:
+                query = query.where(ITEMS.c.first_seen_at >= utc(since))
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+            for key, title, summary, content, feed, tags, url, published in rows:
+                yield Document(id=str(key), title=title, summary=summary, content=content, feed=feed,
+                               tags=tuple(tags or ()), url=url, published_at=aware(published))
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
     def matches(self, since: datetime | None = None, rule: str | None = None,
                 limit: int = 1000) -> list[dict[str, Any]]:
         query = (select(MatchRow, ItemRow, FeedRow.name).join(ItemRow, col(ItemRow.id) == MatchRow.item_id)
@@ -368,7 +389,8 @@ class Store:
         with Session(self.engine) as session:
             return [{"rule": m.rule, "severity": m.severity,
                      "item": {"id": item.id, "feed": name, "title": item.title, "url": item.url},
-                     "terms": m.terms, "entities": m.entities, "snippet": m.snippet, "created_at": iso(m.created_at)}
+                     "clauses": m.clauses, "terms": m.terms, "entities": m.entities, "snippet": m.snippet,
+                     "created_at": iso(m.created_at)}
                     for m, item, name in session.exec(query)]
 
     def alerts(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:

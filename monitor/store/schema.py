@@ -43,7 +43,16 @@ def _dashboard_indexes(connection: Connection) -> None:
                             "ON deliveries (status, created_at)"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes}
+def _match_evidence(connection: Connection) -> None:
+    """A match keeps the named clauses that held and the entities its snippet names (a database
+    made by _initial of this version has them already)."""
+    present = {column["name"] for column in inspect(connection).get_columns("matches")}
+    for name in ("clauses", "snippet_entities"):
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE matches ADD COLUMN {name} JSON NOT NULL DEFAULT '[]'"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _match_evidence}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

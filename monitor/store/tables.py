@@ -86,6 +86,9 @@ class MatchRow(SQLModel, table=True):
     snippet: str = Field(default="", sa_column=Column(Text, nullable=False))
     highlights: list[list[int]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(index=True)
+    clauses: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    snippet_entities: list[str] = Field(default_factory=list,
+                                        sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 class AlertRow(SQLModel, table=True):

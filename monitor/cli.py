@@ -98,7 +98,7 @@ def cmd_rules_backtest(args: argparse.Namespace) -> int:
     from monitor.rulecmds import backtest
 
     return backtest(args.config, args.rules, args.against, args.since, args.paths, args.format, args.limit,
-                    sys.stdout)
+                    sys.stdout, default_rules_dir())
 
 
 def cmd_rules_schema(args: argparse.Namespace) -> int:

@@ -61,15 +61,16 @@ def explain(rule_id: str, path: str, rules_dir: Path, fmt: str, out: TextIO) -> 
 
 
 def backtest(config_path: str | None, rules: str | None, against: str | None, since: str | None,
-             paths: list[str], fmt: str, limit: int, out: TextIO) -> int:
+             paths: list[str], fmt: str, limit: int, out: TextIO, default_rules: Path) -> int:
     """Run a rule set over the stored items (or over ``paths``) and, with ``against``, show the
-    difference from that rule set, rule by rule."""
+    difference from that rule set, rule by rule. The rules: ``rules``, else the config's, else
+    ``default_rules``."""
     from monitor import backtest as bt
 
     config = None
     if not paths or not rules:
         config = _config_for_backtest(config_path, need=not paths)
-    rules_dir = Path(rules) if rules else config.rules if config is not None else _default_rules()
+    rules_dir = Path(rules) if rules else config.rules if config is not None else default_rules
     current = bt.load(rules_dir)
     if against:
         with bt.baseline_folder(against, rules_dir) as folder:
@@ -94,12 +95,6 @@ def _config_for_backtest(config_path: str | None, need: bool) -> Any:
     if config_path or need or find_config(None, os.environ).is_file():
         return load_file(config_path)
     return None
-
-
-def _default_rules() -> Path:
-    from monitor.cli import default_rules_dir
-
-    return default_rules_dir()
 
 
 def _backtest_documents(config: Any, since: str | None, paths: list[str]) -> Iterator[Document]:

@@ -23,7 +23,6 @@ _BOUNDARY_RE = re.compile(
     r"(?P<stop>[.!?…؟]+)[\"'”’»)\]]*(?:\s+|$)"
     r"|(?P<unspaced>[。！？]+)[\"'”’»)\]」』]*\s*"  # scripts written without spaces: no space needed
     r"|(?P<line>[ \t]*(?:\r\n|\r|\n|\u2028|\u2029)\s*)")
-_WORD_BEFORE_RE = re.compile(r"(\w+)$")
 _WORD_RE = re.compile(r"\w+")
 _ABBREVIATIONS = """
 mr mrs ms dr prof gen lt col maj capt cpt sgt cpl adm brig cmdr cdr gov sen rep rev hon pres
@@ -54,15 +53,23 @@ def _is_stop(text: str, found: re.Match[str]) -> bool:
     if after.islower():
         return False
     if stop == ".":
-        word = _WORD_BEFORE_RE.search(text, 0, found.start())
-        if word is not None:
-            before = word.group(1)
+        before = _word_before(text, found.start())
+        if before:
             folded = before.casefold()
             if (len(before) == 1 and before.isalpha()) or folded in ABBREVIATIONS:
                 return False
             if before.isdigit() and len(before) <= 2 and _next_word(text, found.end()) in _MONTHS:
                 return False
     return True
+
+
+def _word_before(text: str, end: int) -> str:
+    """The word that ends at ``end`` (found by stepping back over it, not by a search from the start
+    of the text, which would make splitting a long text quadratic)."""
+    start = end
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    return text[start:end]
 
 
 def _next_word(text: str, start: int) -> str:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.stories.publisher import publisher_of
-from monitor.stories.signature import NUM_PERM, Signature, cosine, decode, encode, new_minhash, signature
+from monitor.stories.signature import NUM_PERM, Signature, cosine, decode, encode, signature, stored_minhash
 
 if TYPE_CHECKING:
     from datasketch import MinHashLSH
@@ -43,14 +43,17 @@ class Thresholds:
 
     ``near_duplicate``: estimated Jaccard of word shingles (MinHash LSH is built for it).
     ``same_event``: least combined score ``(1 - entity_weight) * cosine + entity_weight * J``,
-    J the Jaccard of the entity sets (0 when either has none).
+    J the Jaccard of the entity sets (the cosine alone when either has none), times ``0.5 ** (dt / half_life)`` for
+    items ``dt`` seconds apart: reports of one event come close together, and a later event of the same
+    kind (drones over Poland again two days on) reads much like it.
     ``max_postings``: a word or entity carried by more candidates than this is too common to
     find candidates by (like a stop word); the others still find them, and scores use all words.
     """
 
     near_duplicate: float = 0.8
-    same_event: float = 0.45
-    entity_weight: float = 0.3
+    same_event: float = 0.4
+    entity_weight: float = 0.7
+    half_life: float = 24 * 3600.0
     max_postings: int = 256
 
 
@@ -108,7 +111,7 @@ class StoryIndex:
         for entity in sig.entities:
             self._entities.setdefault(entity, set()).add(slot)
         if sig.minhash:
-            minhash = new_minhash(sig.minhash)
+            minhash = stored_minhash(sig.minhash)
             self._lsh_index().insert(slot, minhash, check_duplication=False)
             self._hashvalues[slot] = minhash.hashvalues
         heapq.heappush(self._expiry, (sig.seen_at, slot))
@@ -147,7 +150,7 @@ class StoryIndex:
             return None
         import numpy as np
 
-        query = new_minhash(sig.minhash)
+        query = stored_minhash(sig.minhash)
         best: tuple[float, int] | None = None  # (-jaccard, story): the least is the best
         for slot in self._lsh.query(query):
             if not self._live(slot, sig.seen_at):
@@ -170,15 +173,15 @@ class StoryIndex:
 
     def _same_event(self, sig: Signature) -> Assignment:
         words = dict(sig.features)
-        weight = self.thresholds.entity_weight
+        weight, half_life = self.thresholds.entity_weight, self.thresholds.half_life
         best = (0.0, 0)  # (-score, story)
         for slot in self._candidates(sig):
             entry = self._entries[slot]
             if not self._live(slot, sig.seen_at):
                 continue
-            score = (1 - weight) * cosine(entry.sig.features, words) + weight * _jaccard(sig.entities,
-                                                                                     entry.sig.entities)
-            best = min(best, (-score, entry.story_id))
+            similar = _similarity(entry.sig, sig.entities, words, weight)
+            apart = abs((sig.seen_at - entry.sig.seen_at).total_seconds())
+            best = min(best, (-similar * 0.5 ** (apart / half_life), entry.story_id))
         score = 0.0 - best[0]  # never -0.0
         if score >= self.thresholds.same_event and score > 0:
             return Assignment(best[1], "same-event", score)
@@ -211,11 +214,14 @@ def _exact_keys(sig: Signature) -> tuple[str, str, str]:
     return sig.guid, sig.url_key, sig.title_key
 
 
-def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
-    if not left or not right:
-        return 0.0
-    shared = len(left & right)
-    return shared / (len(left) + len(right) - shared)
+def _similarity(candidate: Signature, entities: frozenset[str], words: dict[int, float], weight: float) -> float:
+    """``(1 - weight) * cosine + weight * entity Jaccard``; the cosine alone when either item has no
+    entities (news outside the gazetteer's world, which entities can neither join nor part)."""
+    similar = cosine(candidate.features, words)
+    if not entities or not candidate.entities:
+        return similar
+    shared = len(entities & candidate.entities)
+    return (1 - weight) * similar + weight * shared / (len(entities) + len(candidate.entities) - shared)
 
 
 def _discard(table: dict[_K, set[int]], key: _K, slot: int) -> None:

@@ -11,7 +11,7 @@ for its entities and matching rules, streams the items oldest first through Stor
   chosen), and the near-duplicate threshold;
 - alerts per event before stories (one per item and matching rule) and after (one per rule and story);
 - the cost per item of signature + assign + add, on the labelled items and on ingest-bench-like items
-  streamed through an index holding a full window of them.
+  streamed through an index holding a full window of them, and the index's memory per item held.
 Run: python bench/stories_eval.py [--sweep] [--repeat 5]
 """
 
@@ -22,6 +22,7 @@ import itertools
 import random
 import statistics
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -147,6 +148,12 @@ def cost(items: Sequence[Labelled], repeat: int) -> None:
     like = bench_like(9000)  # 9,000 items 30 s apart: all within the 96 h window, the index ends full
     runs = [_timed(like, StoryIndex(WINDOW)) for _ in range(repeat)]
     print(f"cost, ingest-bench-like items (9,000 in one window): {min(runs):.0f}-{max(runs):.0f} us per item")
+    tracemalloc.start()
+    index = StoryIndex(WINDOW)
+    _timed(like, index)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"  memory of the index: {held / len(index) / 1024:.1f} KiB per item held ({len(index)} items)")
     started = time.perf_counter()
     for doc, entities, publisher, seen in like[:2000]:
         signature(doc, entities, publisher, seen)

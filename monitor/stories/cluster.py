@@ -19,6 +19,8 @@ bench/stories_eval.py, which measures them on labelled syndication.)
 from __future__ import annotations
 
 import heapq
+import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +50,8 @@ class Thresholds:
     kind (drones over Poland again two days on) reads much like it.
     ``max_postings``: a word or entity carried by more candidates than this is too common to
     find candidates by (like a stop word); the others still find them, and scores use all words.
+    ``max_candidates``: at most this many candidates are scored, those sharing the most such words and
+    entities (they bound the cost of an item when the window is full of news alike).
     """
 
     near_duplicate: float = 0.8
@@ -55,6 +59,7 @@ class Thresholds:
     entity_weight: float = 0.7
     half_life: float = 24 * 3600.0
     max_postings: int = 256
+    max_candidates: int = 100
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -161,23 +166,38 @@ class StoryIndex:
                 best = candidate if best is None else min(best, candidate)
         return None if best is None else Assignment(best[1], "near-duplicate", -best[0])
 
-    def _candidates(self, sig: Signature) -> set[int]:
-        """Slots that share with ``sig`` a word or an entity carried by few enough candidates."""
+    def _candidates(self, sig: Signature) -> list[int]:
+        """Slots that share with ``sig`` words or entities carried by few enough candidates: at most
+        ``max_candidates`` of them, those that share the most.
+
+        Ties are broken by what the candidates hold, never by the order they were added in.
+        """
         limit = self.thresholds.max_postings
-        found: set[int] = set()
+        shared: Counter[int] = Counter()
         for postings in (*(self._words.get(i) for i, _ in sig.features),
                          *(self._entities.get(e) for e in sig.entities)):
             if postings is not None and len(postings) <= limit:
-                found |= postings
-        return found
+                shared.update(postings)
+        if len(shared) <= self.thresholds.max_candidates:
+            return list(shared)
+        entries = self._entries
+
+        def rank(slot: int) -> tuple[int, int, datetime, str, str]:
+            entry = entries[slot]
+            return -shared[slot], entry.story_id, entry.sig.seen_at, entry.sig.url_key, entry.sig.guid
+
+        return heapq.nsmallest(self.thresholds.max_candidates, shared, key=rank)
 
     def _same_event(self, sig: Signature) -> Assignment:
         words = dict(sig.features)
         weight, half_life = self.thresholds.entity_weight, self.thresholds.half_life
+        # Farther apart than this, even identical items score below the threshold.
+        reach = timedelta(seconds=half_life * math.log2(1 / self.thresholds.same_event)) \
+            if 0 < self.thresholds.same_event < 1 else self.window
         best = (0.0, 0)  # (-score, story)
         for slot in self._candidates(sig):
             entry = self._entries[slot]
-            if not self._live(slot, sig.seen_at):
+            if abs(sig.seen_at - entry.sig.seen_at) > reach or not self._live(slot, sig.seen_at):
                 continue
             similar = _similarity(entry.sig, sig.entities, words, weight)
             apart = abs((sig.seen_at - entry.sig.seen_at).total_seconds())

@@ -5,9 +5,10 @@ Pure: no I/O, no clock. ``StoryIndex`` holds the signatures of the items seen in
 
 1. exact copy: the same guid, canonical URL or normalised title as a candidate;
 2. near-duplicate: MinHash LSH over word shingles, estimated Jaccard >= ``near_duplicate``;
-3. same event: ``(1 - w) * cosine + w * entity Jaccard >= same_event``, where cosine is that of
-   the hashed title+lead words and the entity Jaccard is that of the gazetteer entities the rules
-   found (language-neutral, so a report in another language can join);
+3. same event: ``((1 - w) * cosine + w * entity Jaccard) * 0.5 ** (hours apart / half-life) >=
+   same_event``, where cosine is that of the hashed title+lead words and the entity Jaccard is that
+   of the gazetteer entities the rules found (language-neutral, so a report in another language can
+   join);
 4. else a new story.
 
 The answer depends only on the set of candidates, never on the order they were added: at each
@@ -27,7 +28,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.stories.publisher import publisher_of
-from monitor.stories.signature import NUM_PERM, Signature, cosine, decode, encode, signature, stored_minhash
+from monitor.stories.signature import (
+    NUM_PERM,
+    Signature,
+    decode,
+    dot,
+    encode,
+    signature,
+    split_features,
+    stored_minhash,
+)
 
 if TYPE_CHECKING:
     from datasketch import MinHashLSH
@@ -79,6 +89,8 @@ class Assignment:
 class _Entry:
     story_id: int
     sig: Signature
+    indices: tuple[int, ...]  # sig.features split, for dot
+    weights: tuple[float, ...]
 
 
 class StoryIndex:
@@ -107,7 +119,7 @@ class StoryIndex:
         """Index ``sig`` as an item of story ``story_id``."""
         slot = self._next_slot
         self._next_slot += 1
-        self._entries[slot] = _Entry(story_id, sig)
+        self._entries[slot] = _Entry(story_id, sig, *split_features(sig.features))
         for table, key in zip(self._exact, _exact_keys(sig), strict=True):
             if key:
                 table.setdefault(key, set()).add(slot)
@@ -199,7 +211,7 @@ class StoryIndex:
             entry = self._entries[slot]
             if abs(sig.seen_at - entry.sig.seen_at) > reach or not self._live(slot, sig.seen_at):
                 continue
-            similar = _similarity(entry.sig, sig.entities, words, weight)
+            similar = _similarity(entry, sig.entities, words, weight)
             apart = abs((sig.seen_at - entry.sig.seen_at).total_seconds())
             best = min(best, (-similar * 0.5 ** (apart / half_life), entry.story_id))
         score = 0.0 - best[0]  # never -0.0
@@ -234,14 +246,15 @@ def _exact_keys(sig: Signature) -> tuple[str, str, str]:
     return sig.guid, sig.url_key, sig.title_key
 
 
-def _similarity(candidate: Signature, entities: frozenset[str], words: dict[int, float], weight: float) -> float:
+def _similarity(candidate: _Entry, entities: frozenset[str], words: dict[int, float], weight: float) -> float:
     """``(1 - weight) * cosine + weight * entity Jaccard``; the cosine alone when either item has no
     entities (news outside the gazetteer's world, which entities can neither join nor part)."""
-    similar = cosine(candidate.features, words)
-    if not entities or not candidate.entities:
+    similar = dot(candidate.indices, candidate.weights, words)
+    theirs = candidate.sig.entities
+    if not entities or not theirs:
         return similar
-    shared = len(entities & candidate.entities)
-    return (1 - weight) * similar + weight * shared / (len(entities) + len(candidate.entities) - shared)
+    shared = len(entities & theirs)
+    return (1 - weight) * similar + weight * shared / (len(entities) + len(theirs) - shared)
 
 
 def _discard(table: dict[_K, set[int]], key: _K, slot: int) -> None:

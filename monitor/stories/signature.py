@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from hashlib import blake2b
-from itertools import chain
+from itertools import chain, repeat
+from operator import mul
 from typing import TYPE_CHECKING, Any
 
 from monitor.dedupe import canonical_url
@@ -174,7 +175,7 @@ def minhash_of(tokens: list[str]) -> bytes:
     """The MinHash values of the word shingles of ``tokens`` (``b""`` if there are too few)."""
     if len(tokens) < SHINGLE:
         return b""
-    shingles = {" ".join(tokens[i:i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)}
+    shingles = {f"{a} {b} {c}".encode() for a, b, c in zip(tokens, tokens[1:], tokens[2:], strict=False)}
     minhash = new_minhash()
     minhash.update_batch(shingles)
     return bytes(minhash.hashvalues.astype("<u4").tobytes())
@@ -185,17 +186,14 @@ def _feature_index(word: str) -> int:
     return zlib.crc32(word.encode()) % N_FEATURES
 
 
-def _is_feature(word: str) -> bool:
-    return len(word) > 1 and word not in _STOPWORDS
-
-
 def features_of(title: list[str], lead: list[str]) -> tuple[tuple[int, float], ...]:
     """The hashed, L2-normalised bag of words of a title and lead, stop words left out.
 
     Term counts are damped (1 + log tf) so a word repeated in a long lead does not outweigh the
     rest; indices are CRC-32 of the word modulo ``N_FEATURES`` (deterministic everywhere).
     """
-    words = filter(_is_feature, chain(*[title] * TITLE_WEIGHT, lead))
+    stop = _STOPWORDS
+    words = [word for word in chain(*[title] * TITLE_WEIGHT, lead) if len(word) > 1 and word not in stop]
     counts = Counter(map(_feature_index, words))
     if not counts:
         return ()
@@ -223,10 +221,18 @@ def signature(doc: Document, entities: Iterable[str], publisher: str, seen_at: d
                      publisher=publisher, seen_at=seen_at)
 
 
-def cosine(left: tuple[tuple[int, float], ...], right: dict[int, float]) -> float:
-    """The cosine of two unit feature vectors (one of them as a dict)."""
-    get = right.get
-    return math.fsum(weight * get(index, 0.0) for index, weight in left)
+def split_features(features: tuple[tuple[int, float], ...]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Features as their indices and their weights (what ``dot`` takes)."""
+    if not features:
+        return (), ()
+    indices, weights = zip(*features, strict=True)
+    return indices, weights
+
+
+def dot(indices: tuple[int, ...], weights: tuple[float, ...], right: dict[int, float]) -> float:
+    """The dot product of a vector given as indices and weights with one given as a dict, summed in
+    index order (the same on every machine); all of it in C."""
+    return float(sum(map(mul, weights, map(right.get, indices, repeat(0.0)))))
 
 
 _VERSION = 1

@@ -58,11 +58,15 @@ class Language:
         self._word_cum = list(accumulate(self.word_p[w] for w in self.common))
         jargon = words[COMMON:60_000]
         self.units: list[Unit] = []
-        for _ in range(UNITS):
+        for rank in range(UNITS):
             size = 2 if rng.random() < 0.7 else 3
             gapped = rng.random() < 0.3
             gaps = tuple(rng.randint(1, 3) if gapped else 0 for _ in range(size - 1))
-            self.units.append(Unit(tuple(rng.sample(jargon, size)), gaps))
+            # Frequent units are made of the more frequent of these words, rare ones of rarer words
+            # (as in news: a rare name is spelt in rare words), each word in a few units.
+            middle = rank * len(jargon) // UNITS
+            near = jargon[max(0, middle - 500):middle + 500]
+            self.units.append(Unit(tuple(rng.sample(near, size)), gaps))
         weights = [1 / (rank + 10) for rank in range(UNITS)]
         total = sum(weights)
         self.unit_f = [w / total for w in weights]  # the chance of one unit slot holding each unit

@@ -36,6 +36,8 @@ from monitor.rules.nodes import (
     SentenceNode,
     TermNode,
 )
+from monitor.rules.presearch import Check, Necessary
+from monitor.rules.rarity import frequency
 from monitor.text import cut_snippet, token_form
 from monitor.types import FIELDS, Document, Match
 
@@ -116,6 +118,7 @@ class _Compiler:
         self.gazetteer = gazetteer
         self._entity_nodes: dict[str, AnyOfNode] = {}
         self._clause_nodes: dict[tuple[str, int], ClauseNode] = {}  # by name and body: one per definition
+        self.necessary: Necessary | None = None  # set by RuleSet, for sentence:( ) prefilters
 
     def alias(self, alias: q.Word | q.Phrase) -> TermNode | PhraseNode:
         if isinstance(alias, q.Word):
@@ -123,6 +126,14 @@ class _Compiler:
         return PhraseNode(tuple(self.terms.add(w) for w in alias.words))
 
     def node(self, ast: q.Node) -> CNode:
+        if isinstance(ast, q.Word | q.Phrase):
+            return self.alias(ast)
+        if isinstance(ast, q.EntityRef):
+            if ast.name not in self._entity_nodes:
+                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in self.aliases(ast.name)])
+            return self._entity_nodes[ast.name]
+        if isinstance(ast, q.Sentence | q.Clause):
+            return self._named(ast)
         if isinstance(ast, q.And):
             return AndNode([self.node(c) for c in ast.children])
         if isinstance(ast, q.Or):
@@ -133,65 +144,30 @@ class _Compiler:
             return NearNode(self.node(ast.left), self.node(ast.right), ast.distance, ast.ordered)
         if isinstance(ast, q.Scope):
             return ScopeNode(FIELDS.index(ast.field), self.node(ast.child))
-        if isinstance(ast, q.Sentence):
-            return SentenceNode(self.node(ast.child), self.necessary(ast.child))
-        if isinstance(ast, q.Clause):
-            key = (ast.name, id(ast.body))
-            if key not in self._clause_nodes:
-                self._clause_nodes[key] = ClauseNode(ast.name, self.node(ast.body))
-            return self._clause_nodes[key]
-        return self._term(ast)
-
-    def _term(self, ast: q.Node) -> CNode:
-        if isinstance(ast, q.Word | q.Phrase):
-            return self.alias(ast)
-        if isinstance(ast, q.EntityRef):
-            if ast.name not in self._entity_nodes:
-                aliases = [a for e in self.gazetteer.resolve(ast.name) for a in e.aliases]
-                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in aliases])
-            return self._entity_nodes[ast.name]
         if isinstance(ast, q.Regex):
             return RegexNode(ast.pattern)
         if isinstance(ast, q.Meta):
             return MetaNode(ast.kind, ast.value)
         raise ValueError(f"{ast!r} was not resolved (rules with $names load through monitor.rules.loader)")
 
-    def necessary(self, ast: q.Node) -> frozenset[int] | None:
-        """Terms one of which must be present for ``ast`` to hold; None if none must."""
-        if isinstance(ast, q.Word):
-            return frozenset([self.terms.add(ast)])
-        if isinstance(ast, q.Phrase):
-            exact = [w for w in ast.words if not w.prefix] or list(ast.words)
-            return frozenset([self.terms.add(max(exact, key=lambda w: len(w.token)))])
-        if isinstance(ast, q.EntityRef):
-            node = self.node(ast)
-            assert isinstance(node, AnyOfNode)
-            return frozenset(node.by_first)
-        if isinstance(ast, q.Or):
-            union: set[int] = set()
-            for child in ast.children:
-                child_set = self.necessary(child)
-                if child_set is None:
-                    return None
-                union.update(child_set)
-            return frozenset(union)
-        if isinstance(ast, q.And | q.Near):
-            children = ast.children if isinstance(ast, q.And) else (ast.left, ast.right)
-            options: list[frozenset[int]] = []
-            for child in children:
-                child_set = self.necessary(child)
-                if child_set is not None:
-                    options.append(child_set)
-            return min(options, key=self._cost) if options else None
-        if isinstance(ast, q.Scope | q.Sentence):
-            return self.necessary(ast.child)
-        if isinstance(ast, q.Clause):
-            return self.necessary(ast.body)
-        return None
+    def _named(self, ast: q.Sentence | q.Clause) -> CNode:
+        if isinstance(ast, q.Sentence):
+            # Terms one of which the inside needs, to refuse a document without any at once.
+            clauses = self.necessary.of(ast.child) if self.necessary is not None else []
+            trigger = self.necessary.best(clauses).terms if self.necessary is not None and clauses else None
+            return SentenceNode(self.node(ast.child), trigger)
+        key = (ast.name, id(ast.body))
+        if key not in self._clause_nodes:
+            self._clause_nodes[key] = ClauseNode(ast.name, self.node(ast.body))
+        return self._clause_nodes[key]
 
-    def _cost(self, terms: frozenset[int]) -> tuple[int, int]:
-        # Fewer terms, and longer ones, are rarer in text: a cheaper trigger set.
-        return len(terms), -min(len(self.terms.texts[t]) for t in terms)
+    def aliases(self, name: str) -> list[q.Word | q.Phrase]:
+        return [a for e in self.gazetteer.resolve(name) for a in e.aliases]
+
+    def term_cost(self, term: int) -> float:
+        """About how common a term is in text, to index a rule under its rarest clause."""
+        text = self.terms.texts[term]
+        return frequency(text.rstrip("*"), prefix=text[-1] == "*")
 
 
 @dataclass
@@ -210,19 +186,24 @@ class RuleSet:
         self.terms = TermIndex()
         compiler = _Compiler(self.terms, self.gazetteer)
         self.rules: list[CompiledRule] = []
-        self._by_term: dict[int, list[int]] = {}
-        self._always: list[int] = []
+        # term -> the rules indexed under it, each with the terms it needs all of, and the rest of
+        # its check if it has more (tested only when those terms are present)
+        self._by_term: dict[int, list[tuple[int, frozenset[int], Check | None]]] = {}
+        self._always: list[int] = []  # the rules that need no term
+        necessary = compiler.necessary = Necessary(self.terms.add, compiler.aliases, compiler.term_cost)
         for number, spec in enumerate(specs):
             scope = tuple(sorted({FIELDS.index(f) for f in spec.fields}))
             scope = ALL_FIELDS if scope == ALL_FIELDS else scope  # the fast paths test for it by identity
             weights = [(compiler.node(ast), weight) for _, ast, weight in spec.weights]
             self.rules.append(CompiledRule(spec, compiler.node(spec.query), scope, weights))
-            trigger = compiler.necessary(spec.query)
-            if trigger is None:
+            clauses = necessary.of(spec.query, scope)
+            if not clauses:
                 self._always.append(number)
-            else:
-                for term in trigger:
-                    self._by_term.setdefault(term, []).append(number)
+                continue
+            check = Check.of(clauses)
+            entry = (number, check.every, check if check.any_of or check.scoped else None)
+            for term in necessary.best(clauses).terms:
+                self._by_term.setdefault(term, []).append(entry)
         self._entities: dict[int, list[tuple[TermNode | PhraseNode, str]]] = {}
         self._alias_terms: dict[int, list[tuple[frozenset[int], str]]] = {}  # first term -> an alias's terms, entity
         for entity in self.gazetteer.entities.values():
@@ -237,10 +218,13 @@ class RuleSet:
         return len(self.rules)
 
     def candidates(self, view: DocView) -> list[int]:
+        """The rules worth evaluating on ``view``: those whose necessary terms it holds."""
+        present = view.present
         found = set(self._always)
         by_term = self._by_term
-        for term in by_term.keys() & view.present:
-            found.update(by_term[term])
+        for term in by_term.keys() & present:
+            found.update([number for number, every, rest in by_term[term]
+                          if every <= present and (rest is None or rest.passes(view))])
         return sorted(found)
 
     def view(self, doc: Document) -> DocView:

@@ -28,8 +28,8 @@ import httpx
 
 from monitor.config import HttpSettings
 
-ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
+          "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.9, */*;q=0.5")
 _MAX_AGE_RE = re.compile(r"max-age\s*=\s*(\d+)", re.I)
 _PERMANENT = (301, 308)
 _CHUNK = 65536

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import logging
 import pickle
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from monitor import metrics
 from monitor.config import Config, FeedSpec
 from monitor.dedupe import Known, document_hash, newly_matched, plan, story_key, too_old
+from monitor.feeds.articles import Articles, full_texts
 from monitor.feeds.fetch import Fetcher, FetchResult
 from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
@@ -31,7 +33,7 @@ from monitor.rules.engine import RuleSet
 from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.repo import PollRecord, PollWrite, Store
-from monitor.types import Document, FeedState, FeedUpdate, ItemWrite
+from monitor.types import Document, FeedState, FeedUpdate, FullText, ItemWrite
 from monitor.workers import WorkerLost, WorkerPool
 
 log = logging.getLogger("monitor.poll")
@@ -62,7 +64,8 @@ _worker_rules: tuple[str, RuleSet] | None = None
 
 
 def prepare_in_worker(generation: str, blob: bytes | None, docs: list[Document], known: dict[str, Known],
-                      feed: str, now: datetime, max_item_age: float) -> list[ItemWrite] | None:
+                      feed: str, now: datetime, max_item_age: float,
+                      texts: Mapping[str, FullText] | None = None) -> list[ItemWrite] | None:
     """prepare_items in a worker process, with the rules it compiled for ``generation``.
 
     The rules (about 100 KB pickled) are sent only when needed: without ``blob``, a worker
@@ -74,7 +77,7 @@ def prepare_in_worker(generation: str, blob: bytes | None, docs: list[Document],
             return None
         specs, gazetteer = pickle.loads(blob)
         _worker_rules = (generation, RuleSet(specs, gazetteer))
-    return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age)
+    return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age, texts)
 
 
 @dataclass(frozen=True)
@@ -100,17 +103,24 @@ def now_utc() -> datetime:
 
 
 def prepare_items(docs: list[Document], known: dict[str, Known], rules: RuleSet, feed: str,
-                  now: datetime, max_item_age: float) -> list[ItemWrite]:
+                  now: datetime, max_item_age: float, texts: Mapping[str, FullText] | None = None) -> list[ItemWrite]:
     """The writes for a poll's documents: new ones with all their matches, changed ones with
-    the matches that are new for them. Only recent items get alert rules. Pure."""
+    the matches that are new for them. Only recent items get alert rules. Pure.
+
+    ``texts`` are the article texts of new items (feeds with ``full_text``): the rules read
+    them after the item's own content, and they are stored apart from it."""
     split = plan(docs, known)
     writes: list[ItemWrite] = []
+    texts = texts or {}
     for doc in split.new:
-        view = rules.view(doc)
+        full = texts.get(doc.id)
+        view = rules.view(_with_full_text(doc, full))
         found = tuple(rules.match_view(view))
         published = doc.published_at or now
         alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in found)
-        writes.append(ItemWrite(_as_text(view), story_key(doc, feed), document_hash(doc), published, found, alert))
+        stored = _as_text(view) if full is None or not full.text else _as_text(rules.view(doc))
+        writes.append(ItemWrite(stored, story_key(doc, feed), document_hash(doc), published, found, alert,
+                                full_text=full))
     for doc, seen in split.changed:
         view = rules.view(doc)
         now_matching = rules.match_view(view)
@@ -183,6 +193,14 @@ class GroupCommit:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
+def _with_full_text(doc: Document, full: FullText | None) -> Document:
+    """``doc`` as the rules read it: its content, then the article's text (plain text, escaped,
+    since content is HTML)."""
+    if full is None or not full.text:
+        return doc
+    return replace(doc, content=f"{doc.content}\n<p>{html.escape(full.text, quote=False)}</p>")
+
+
 def _as_text(view: DocView) -> Document:
     """The document to store: its fields as display text (made once, for matching too)."""
     title, summary, content = (field.display for field in view.fields)
@@ -197,6 +215,7 @@ class Pipeline:
         self.rules, self.workers, self.clock = rules, workers, clock
         self.worker_deadline = WORKER_DEADLINE
         self.writes = GroupCommit(store)
+        self.articles = Articles(fetcher)
 
     async def close(self) -> None:
         await self.writes.close()
@@ -255,9 +274,15 @@ class Pipeline:
             return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
         started = time.perf_counter()
         known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
+        texts = None
+        if spec.full_text:
+            texts = await full_texts(self.articles, parsed.documents, known, state.url, spec.full_text_selector, now,
+                                     self.config.max_item_age, self._in_worker)
+            timings["full_text"] = time.perf_counter() - started
+            started = time.perf_counter()
         active = self.rules()
         try:
-            writes = await self._prepare(spec, parsed, known, active, now)
+            writes = await self._prepare(spec, parsed, known, active, now, texts)
         except WorkerLost as lost:
             failed = replace(fetched, status="error", error=f"matching {lost}", retry_after=None)
             return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
@@ -268,11 +293,11 @@ class Pipeline:
         return await self._save(spec, state, update, writes, timings, now)
 
     async def _prepare(self, spec: FeedSpec, parsed: ParsedFeed, known: dict[str, Known], active: ActiveRules,
-                       now: datetime) -> list[ItemWrite]:
-        args = (parsed.documents, known, spec.name, now, self.config.max_item_age)
+                       now: datetime, texts: Mapping[str, FullText] | None = None) -> list[ItemWrite]:
+        args = (parsed.documents, known, spec.name, now, self.config.max_item_age, texts)
         if self.workers is None or not active.blob or not parsed.documents:
             return await self._in_worker(prepare_items, parsed.documents, known, active.rule_set, spec.name, now,
-                                         self.config.max_item_age)
+                                         self.config.max_item_age, texts)
         prepared = await self._in_worker(prepare_in_worker, active.generation, None, *args)
         if prepared is None:  # that worker has yet to compile these rules
             prepared = await self._in_worker(prepare_in_worker, active.generation, active.blob, *args)

@@ -101,6 +101,13 @@ def _feed_values(u: FeedUpdate) -> dict[str, Any]:
     return values
 
 
+def _full_text_values(write: ItemWrite) -> dict[str, Any]:
+    full = write.full_text
+    if full is None:
+        return {"full_text": "", "full_text_status": None, "full_text_error": None}
+    return {"full_text": full.text, "full_text_status": full.status, "full_text_error": full.error or None}
+
+
 def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
     """``values`` in slices small enough for any database's limit on bound parameters."""
     for start in range(0, len(values), size):
@@ -254,7 +261,7 @@ class Store:
         rows = [{"feed_id": poll.feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
                  "title": w.doc.title, "summary": w.doc.summary, "content": w.doc.content, "tags": list(w.doc.tags),
                  "published_at": utc(w.published_at), "first_seen_at": utc(poll.now), "updated_at": utc(poll.now),
-                 "content_hash": w.content_hash} for poll, w in writes]
+                 "content_hash": w.content_hash, **_full_text_values(w)} for poll, w in writes]
         # A plain executemany, then SELECTs for the ids: RETURNING with several rows would
         # make SQLite insert them one statement at a time.
         connection = session.connection()
@@ -353,7 +360,9 @@ class Store:
         query = query.order_by(col(ItemRow.first_seen_at).desc(), col(ItemRow.id).desc()).limit(limit)
         with Session(self.engine) as session:
             return [{"id": item.id, "feed": name, "title": item.title, "url": item.url,
-                     "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at)}
+                     "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at),
+                     "full_text_status": item.full_text_status, "full_text_error": item.full_text_error,
+                     "full_text_chars": len(item.full_text)}
                     for item, name in session.exec(query)]
 
     def matches(self, since: datetime | None = None, rule: str | None = None,

@@ -34,7 +34,22 @@ def _initial(connection: Connection) -> None:
     metadata.create_all(connection)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial}
+def _add_columns(connection: Connection, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE … ADD COLUMN for each of ``columns`` (name -> SQL type and default) that
+    ``table`` lacks: a database made by ``_initial`` from today's tables has them already."""
+    present = {column["name"] for column in inspect(connection).get_columns(table)}
+    for name, definition in columns.items():
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
+
+
+def _full_text(connection: Connection) -> None:
+    """Items keep their article page's text, and why there is none (issue 18)."""
+    _add_columns(connection, "items", {"full_text": "TEXT NOT NULL DEFAULT ''", "full_text_status": "VARCHAR",
+                                       "full_text_error": "TEXT"})
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _full_text}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

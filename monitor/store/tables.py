@@ -72,6 +72,11 @@ class ItemRow(SQLModel, table=True):
     first_seen_at: datetime = Field(index=True)
     updated_at: datetime
     content_hash: str
+    # The article page's text for feeds with full_text (issue 18): "ok", "error" (the reason in
+    # full_text_error), or None when the feed does not ask for it.
+    full_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    full_text_status: str | None = None
+    full_text_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class MatchRow(SQLModel, table=True):

@@ -34,6 +34,15 @@ def _initial(connection: Connection) -> None:
     metadata.create_all(connection)
 
 
+def _dashboard_indexes(connection: Connection) -> None:
+    """Indexes for the dashboard (issue 16), so its pages cost the same however large the store:
+    a rule's newest matches and its matches per day read one range of (rule, created_at); the
+    outbox's dead and pending deliveries, newest first, one range of (status, created_at)."""
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_matches_rule_created ON matches (rule, created_at)"))
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_deliveries_status_created "
+                            "ON deliveries (status, created_at)"))
+
+
 def _add_columns(connection: Connection, table: str, columns: dict[str, str]) -> None:
     """ALTER TABLE … ADD COLUMN for each of ``columns`` (name -> SQL type and default) that
     ``table`` lacks: a database made by ``_initial`` from today's tables has them already."""
@@ -49,7 +58,7 @@ def _full_text(connection: Connection) -> None:
                                        "full_text_error": "TEXT"})
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _full_text}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _full_text}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

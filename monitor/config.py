@@ -567,6 +567,9 @@ def _public_url(reader: _Reader, data: Mapping[str, Any]) -> str:
     url: str = reader.get(data, where, str, "")
     if url and (urlsplit(reveal(url)).scheme not in ("http", "https") or not urlsplit(reveal(url)).hostname):
         raise reader.fail(where, "not an http(s) URL", "give the address hubs reach, e.g. https://monitor.example.org")
+    if url and not data.get("listen"):
+        raise reader.fail(where, "public_url without listen",
+                          'the WebSub callback is served on [web] listen: add listen = "127.0.0.1:9464"')
     return reveal(url).rstrip("/")
 
 

@@ -27,12 +27,14 @@ from monitor.config import Config, FeedSpec
 from monitor.dedupe import Known, document_hash, newly_matched, plan, story_key, too_old
 from monitor.feeds.articles import Articles, full_texts
 from monitor.feeds.fetch import Fetcher, FetchResult
+from monitor.feeds.hubs import WebSub
 from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
 from monitor.rules.engine import RuleSet
 from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.repo import PollRecord, PollWrite, Store
+from monitor.store.subscriptions import Subscriptions
 from monitor.types import Document, FeedState, FeedUpdate, FullText, ItemWrite
 from monitor.workers import WorkerLost, WorkerPool
 
@@ -216,11 +218,14 @@ class Pipeline:
         self.worker_deadline = WORKER_DEADLINE
         self.writes = GroupCommit(store)
         self.articles = Articles(fetcher)
+        self.websub = WebSub(self, config.web_public_url) if config.web_public_url else None
 
     async def close(self) -> None:
         await self.writes.close()
 
     def bounds(self, spec: FeedSpec) -> Bounds:
+        if self.websub is not None and self.websub.pushing(spec.name):  # polling is the safety net
+            return Bounds(self.config.max_interval, self.config.max_interval, self.config.max_interval)
         return Bounds(spec.interval or self.config.poll_interval, self.config.min_interval, self.config.max_interval)
 
     @property
@@ -251,6 +256,7 @@ class Pipeline:
             return await self._save(spec, state, self._failed(spec, state, fetched, now), [], timings, now)
         digest = hashlib.sha256(fetched.body).hexdigest() if fetched.status == "ok" else None
         if digest is None or digest == state.body_hash:
+            await self._after_poll(spec, state, None, now)
             update = self._healthy(spec, state, fetched, now, new_items=0, ttl=None, status="not_modified")
             return await self._save(spec, state, update, [], timings, now)
         return await self._ingest(spec, state, fetched, digest, now, timings)
@@ -263,15 +269,32 @@ class Pipeline:
     async def _ingest(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, digest: str, now: datetime,
                       timings: dict[str, float]) -> PollSummary:
         started = time.perf_counter()
-        try:
-            parsed: ParsedFeed = await self._in_worker(parse_feed, fetched.body, fetched.headers, fetched.url,
-                                                       spec.name)
-        except WorkerLost as lost:
-            parsed = ParsedFeed([], problem=f"parsing {lost}")
+        parsed = await self._parse(spec, fetched.body, fetched.headers, fetched.url)
         timings["parse"] = time.perf_counter() - started
         if parsed.problem:
             failed = replace(fetched, status="error", error=parsed.problem, retry_after=None)
             return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
+        await self._after_poll(spec, state, parsed, now)
+        try:
+            writes = await self._writes(spec, state, parsed, now, timings)
+        except WorkerLost as lost:
+            failed = replace(fetched, status="error", error=f"matching {lost}", retry_after=None)
+            return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
+        new = sum(1 for w in writes if w.item_id is None)
+        update = self._healthy(spec, state, fetched, now, new_items=new, ttl=parsed.ttl, status="ok")
+        update = replace(update, body_hash=digest, warning=parsed.warning or None, title=parsed.title or None)
+        return await self._save(spec, state, update, writes, timings, now)
+
+    async def _parse(self, spec: FeedSpec, body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+        try:
+            parsed: ParsedFeed = await self._in_worker(parse_feed, body, headers, url, spec.name)
+        except WorkerLost as lost:
+            parsed = ParsedFeed([], problem=f"parsing {lost}")
+        return parsed
+
+    async def _writes(self, spec: FeedSpec, state: FeedState, parsed: ParsedFeed, now: datetime,
+                      timings: dict[str, float]) -> list[ItemWrite]:
+        """The items of a parsed feed to write, with their article texts (``full_text``) and matches."""
         started = time.perf_counter()
         known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
         texts = None
@@ -280,17 +303,39 @@ class Pipeline:
                                      self.config.max_item_age, self._in_worker)
             timings["full_text"] = time.perf_counter() - started
             started = time.perf_counter()
-        active = self.rules()
-        try:
-            writes = await self._prepare(spec, parsed, known, active, now, texts)
-        except WorkerLost as lost:
-            failed = replace(fetched, status="error", error=f"matching {lost}", retry_after=None)
-            return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
+        writes = await self._prepare(spec, parsed, known, self.rules(), now, texts)
         timings["match"] = time.perf_counter() - started
-        new = sum(1 for w in writes if w.item_id is None)
-        update = self._healthy(spec, state, fetched, now, new_items=new, ttl=parsed.ttl, status="ok")
-        update = replace(update, body_hash=digest, warning=parsed.warning or None, title=parsed.title or None)
-        return await self._save(spec, state, update, writes, timings, now)
+        return writes
+
+    async def _after_poll(self, spec: FeedSpec, state: FeedState, parsed: ParsedFeed | None, now: datetime) -> None:
+        """WebSub's part of a poll; whatever goes wrong there, the poll goes on."""
+        if self.websub is None:
+            return
+        try:
+            await self.websub.after_poll(spec, state, parsed, now)
+        except Exception:  # a bug or a store hiccup in WebSub must not fail the poll: it is logged
+            log.exception("websub", extra={"event": "websub", "feed": spec.name})
+
+    async def ingest_push(self, spec: FeedSpec, body: bytes, headers: Mapping[str, str]) -> PollSummary:
+        """A feed body a WebSub hub pushed: parsed, matched and stored as a poll's would be, leaving
+        the feed's fetch state and schedule alone."""
+        now = self.clock()
+        timings: dict[str, float] = {}
+        state = await asyncio.to_thread(Subscriptions(self.store).feed_state, spec.name)
+        if state is None:  # configured after this daemon started: it has no row yet
+            return PollSummary(spec.name, "error", error="the feed is not in the store yet")
+        parsed = await self._parse(spec, body, headers, state.url)
+        if parsed.problem:
+            return PollSummary(spec.name, "error", error=parsed.problem)
+        try:
+            writes = await self._writes(spec, state, parsed, now, timings)
+        except WorkerLost as lost:
+            return PollSummary(spec.name, "error", error=f"matching {lost}")
+        record = await self.writes.record(PollWrite(state.id, None, writes, self.rules().router, now))
+        log.info("push", extra={"event": "push", "feed": spec.name, "new_items": record.new_items,
+                                "matches": record.matches, "alerts": record.alerts})
+        return PollSummary(spec.name, "pushed", record.new_items, record.updated_items, record.matches,
+                           record.alerts, timings=timings)
 
     async def _prepare(self, spec: FeedSpec, parsed: ParsedFeed, known: dict[str, Known], active: ActiveRules,
                        now: datetime, texts: Mapping[str, FullText] | None = None) -> list[ItemWrite]:

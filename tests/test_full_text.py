@@ -114,7 +114,7 @@ def test_article_text_is_read_matched_and_stored_and_failures_say_why(site: Feed
     assert "/private/secret.html" not in paths
     article_requests = [seen for seen in site.requests if seen.path.startswith("/a/")]
     assert article_requests and all(seen.headers["user-agent"].startswith("crisis-monitor/")
-                                    for seen in article_requests)
+                                    and seen.headers["accept"].startswith("text/html") for seen in article_requests)
 
 
 def test_items_list_json_shows_the_full_text_status(site: FeedServer, tmp_path: Path) -> None:

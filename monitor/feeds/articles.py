@@ -33,6 +33,7 @@ from monitor.types import Document, FullText
 from monitor.workers import WorkerLost
 
 UNREADABLE_ROBOTS_TTL = 300.0
+ACCEPT_HTML = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class Articles:
         allowed, why = (await self.robots(doc.url)).allows(doc.url, self.fetcher.settings.user_agent)
         if not allowed:
             return FullText("error", error=why)
-        result = await self.fetcher.fetch(doc.url, guard=lambda hop: self.refused_address(hop, trusted_host))
+        result = await self.fetcher.fetch(doc.url, guard=lambda hop: self.refused_address(hop, trusted_host),
+                                          accept=ACCEPT_HTML)
         if result.status != "ok":
             return FullText("error", error=result.error or result.status)
         return Page(doc.id, result)

@@ -112,7 +112,7 @@ class Fetcher:
         await self.client.aclose()
 
     async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None,
-                    guard: Guard | None = None) -> FetchResult:
+                    guard: Guard | None = None, accept: str = ACCEPT) -> FetchResult:
         """``url`` fetched; ``guard`` may refuse a redirect's target (it says why, or "")."""
         host = urlsplit(url).hostname or ""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host))
@@ -120,7 +120,7 @@ class Fetcher:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.settings.timeout):
-                    result = await self._follow(url, etag, last_modified, guard)
+                    result = await self._follow(url, etag, last_modified, guard, accept)
             except TimeoutError:
                 result = FetchResult("error", url, error=f"timed out after {self.settings.timeout:g}s")
             except _BadBody as error:
@@ -130,8 +130,8 @@ class Fetcher:
             return replace(result, elapsed=time.monotonic() - started)
 
     async def _follow(self, url: str, etag: str | None, last_modified: str | None,
-                      guard: Guard | None) -> FetchResult:
-        headers = {}
+                      guard: Guard | None, accept: str) -> FetchResult:
+        headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:

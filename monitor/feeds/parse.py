@@ -40,6 +40,8 @@ class ParsedFeed:
     warning: str = ""
     ttl: float | None = None
     title: str = ""
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feed advertises (<link rel="hub">, JSON Feed "hubs")
+    self_url: str = ""  # the feed's own URL as it names it (rel="self", "feed_url"): the WebSub topic
 
 
 def _raw(entry: Mapping[str, Any], key: str) -> Any:
@@ -160,7 +162,12 @@ def parse_feed(data: bytes, headers: Mapping[str, str] | None = None,
     base = _http_url(base_url, str(parsed.feed.get("link") or "")) or base_url
     documents = _unique_ids([entry_document(e, base, feed) for e in parsed.entries])
     warning = f"recovered from: {reason}" if parsed.bozo else ""
-    return ParsedFeed(documents, warning=warning, ttl=_ttl(parsed), title=str(parsed.feed.get("title") or ""))
+    links = [link for link in parsed.feed.get("links") or () if isinstance(link, dict)]
+    hubs = tuple(dict.fromkeys(_http_url(base_url, str(link.get("href") or "")) for link in links
+                               if link.get("rel") == "hub"))
+    selves = [_http_url(base_url, str(link.get("href") or "")) for link in links if link.get("rel") == "self"]
+    return ParsedFeed(documents, warning=warning, ttl=_ttl(parsed), title=str(parsed.feed.get("title") or ""),
+                      hubs=tuple(hub for hub in hubs if hub), self_url=next((url for url in selves if url), ""))
 
 
 def _json_feed(data: bytes, base_url: str, feed: str) -> ParsedFeed:
@@ -173,7 +180,9 @@ def _json_feed(data: bytes, base_url: str, feed: str) -> ParsedFeed:
         fields = item_fields(item)
         documents.append(_document(fields["id"], _http_url(base, fields["link"]), fields["title"], fields["summary"],
                                    fields["content"], feed, fields["tags"], fields["published_at"]))
-    return ParsedFeed(_unique_ids(documents), warning=read.warning, title=read.title)
+    hubs = tuple(dict.fromkeys(url for url in (_http_url(base_url, hub) for hub in read.hubs) if url))
+    return ParsedFeed(_unique_ids(documents), warning=read.warning, title=read.title, hubs=hubs,
+                      self_url=_http_url(base_url, read.feed_url))
 
 
 def parse_documents(data: bytes, headers: Mapping[str, str] | None = None,

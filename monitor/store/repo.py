@@ -51,7 +51,7 @@ class PollWrite:
     """What one poll has to write: its items (with their matches) and the feed's new state."""
 
     feed_id: int
-    update: FeedUpdate
+    update: FeedUpdate | None  # None: items a hub pushed, outside any poll (the fetch state stays)
     items: Sequence[ItemWrite]
     route: Route
     now: datetime
@@ -331,6 +331,11 @@ class Store:
         """Each poll's feed state: one executemany per set of columns written."""
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for poll in polls:
+            if poll.update is None:
+                if any(write.item_id is None for write in poll.items):  # pushed items are news too (stale)
+                    shapes.setdefault(("feed_id", "last_new_item_at"), []).append(
+                        {"feed_id": poll.feed_id, "last_new_item_at": utc(poll.now)})
+                continue
             values = _feed_values(poll.update)
             values["feed_id"] = poll.feed_id
             shapes.setdefault(tuple(sorted(values)), []).append(values)

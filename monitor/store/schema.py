@@ -23,7 +23,7 @@ from sqlalchemy.exc import NoSuchModuleError as NoDriver
 
 from monitor.config import redact_url
 from monitor.errors import MonitorError
-from monitor.store.tables import SchemaVersion, metadata
+from monitor.store.tables import SchemaVersion, SubscriptionRow, metadata
 
 
 class StoreError(MonitorError):
@@ -58,7 +58,13 @@ def _full_text(connection: Connection) -> None:
                                        "full_text_error": "TEXT"})
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _full_text}
+def _websub(connection: Connection) -> None:
+    """Feeds' WebSub subscriptions (issue 18)."""
+    SubscriptionRow.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _full_text,
+                                                      4: _websub}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

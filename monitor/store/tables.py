@@ -126,4 +126,23 @@ class DeliveryRow(SQLModel, table=True):
     delivered_at: datetime | None = None
 
 
+class SubscriptionRow(SQLModel, table=True):
+    """A feed's WebSub subscription (issue 18): one per feed, found by its callback ``token``.
+    ``secret`` signs what the hub pushes; it is ours, made at random, and never shown."""
+
+    __tablename__ = "websub_subscriptions"
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", unique=True)
+    hub: str
+    topic: str
+    token: str = Field(unique=True, index=True)
+    secret: str
+    state: str = "requested"
+    lease_seconds: int | None = None
+    requested_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_error: str | None = None
+    last_push_at: datetime | None = None
+
+
 metadata = SQLModel.metadata

@@ -6,7 +6,7 @@ the app in process (httpx's ASGI transport: the app's own work, without a socket
 daemon would serve it: middleware, store queries in a worker thread, template rendering.
 
     python bench/web_bench.py                      # SQLite in a temporary folder
-    python bench/web_bench.py --database postgresql+psycopg://postgres@127.0.0.1/bench
+    python bench/web_bench.py --database postgresql+psycopg://postgres@127.0.0.1/bench --fresh
     python bench/web_bench.py --keep /tmp/web.db   # reuse (or make) this SQLite file
 """
 
@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, func, select
+from sqlalchemy import text as sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,7 +32,7 @@ from monitor.config import load  # noqa: E402
 from monitor.daemon import load_active  # noqa: E402
 from monitor.store import views  # noqa: E402
 from monitor.store.repo import Store  # noqa: E402
-from monitor.store.tables import ItemRow  # noqa: E402
+from monitor.store.tables import ItemRow, metadata  # noqa: E402
 from monitor.web.app import build_app  # noqa: E402
 from monitor.web.context import WebContext  # noqa: E402
 from tests.webseed import seed  # noqa: E402
@@ -82,16 +84,28 @@ def main() -> int:
     parser.add_argument("--keep", default="", help="a SQLite file to reuse, or to fill and keep")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--fresh", action="store_true",
+                        help="drop every table of the database first (a bench database!)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="web-bench-"))
     url = args.database or f"sqlite:///{args.keep or folder / 'monitor.db'}"
-    text = f'[monitor]\nrules = "{ROOT / "rules"}"\ndatabase = "{url}"\n' + "".join(
+    toml = f'[monitor]\nrules = "{ROOT / "rules"}"\ndatabase = "{url}"\n' + "".join(
         f'[[feeds]]\nname = "feed-{n:02d}"\nurl = "https://f{n}.example/rss"\n' for n in range(40))
-    config = load(text, folder / "config.toml", {})
+    config = load(toml, folder / "config.toml", {})
+    if args.fresh:
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            metadata.drop_all(connection)
+            connection.execute(sql("DROP TABLE IF EXISTS schema_version"))
+        engine.dispose()
     store = Store(url)
+    items = ItemRow.__table__  # type: ignore[attr-defined]
     with store.engine.connect() as connection:
-        stored = connection.execute(ItemRow.__table__.select().limit(1)).first()  # type: ignore[attr-defined]
-    if stored is None:
+        stored = connection.execute(select(func.count()).select_from(items)).scalar_one()
+    if stored and stored < args.items:
+        print(f"{url.split('@')[-1]} holds {stored:,} items, fewer than {args.items:,}: add --fresh to empty it first")
+        return 1
+    if not stored:
         started = time.perf_counter()
         seeded = seed(store, datetime.now(UTC), items=args.items, feeds=40)
         print(f"filled {url.split('@')[-1]}: {len(seeded.item_ids):,} items, {len(seeded.story_ids):,} stories, "

@@ -143,9 +143,8 @@ class Daemon:
                      asyncio.create_task(self._watchdog())]
             await self.stopping.wait()
             self.systemd.stopping()
-            if web is not None:
-                await web.close()
-            await self._stop(tasks)
+            # The web server winds down (in min(stop_timeout, 3 s) + 1 s) while polls in flight finish.
+            await asyncio.gather(*([web.close()] if web is not None else []), self._stop(tasks))
         self.systemd.close()
         log.info("stopped", extra={"event": "stop"})
         return 0

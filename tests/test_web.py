@@ -308,3 +308,32 @@ def test_rule_days_and_the_merged_story_order_agree_with_plain_python(site: Site
     tagged = site.get("/stories?tag=article-4")  # the tag only article-4 carries
     assert tagged.status_code == 200 and 'class="rule" href="/rules/shoot-down"' not in tagged.text
     assert 'class="rule" href="/rules/article-4"' in tagged.text
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_the_dashboard_index_migration_upgrades_a_store_in_place(kind: str, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from sqlalchemy import create_engine, inspect
+
+    from monitor.store.schema import MIGRATIONS, migrate
+
+    url = fresh_database(kind, tmp_path)
+    step = next(n for n, f in MIGRATIONS.items() if f.__name__ == "_dashboard_indexes")
+    engine = create_engine(url)
+    try:
+        assert migrate(engine, {n: f for n, f in MIGRATIONS.items() if n < step}) == step - 1
+        with engine.begin() as connection:  # as the version before left it: without these indexes
+            for index in ("ix_matches_rule_created", "ix_deliveries_status_created"):
+                connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        seeded = seed(SimpleNamespace(engine=engine), datetime.now(UTC), items=40, feeds=2)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+    store = Store(url)  # opening it migrates it
+    try:
+        assert sorted(i["id"] for i in store.items(limit=1000)) == sorted(seeded.item_ids)
+        assert len(store.alerts("dead")) == len(seeded.dead_alerts)
+        indexes = {i["name"] for t in ("matches", "deliveries") for i in inspect(store.engine).get_indexes(t)}
+        assert {"ix_matches_rule_created", "ix_deliveries_status_created"} <= indexes
+    finally:
+        store.close()

@@ -81,7 +81,7 @@ class WebServer:
             return
         self.server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), self.graceful + 2)
+            await asyncio.wait_for(asyncio.shield(self.task), self.graceful + 1)
         except TimeoutError:
             self.server.force_exit = True
             self.task.cancel()

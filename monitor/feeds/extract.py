@@ -17,7 +17,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import trafilatura
 from lxml import etree
 from lxml.cssselect import CSSSelector
 from protego import Protego
@@ -70,6 +69,9 @@ def main_text(body: bytes, headers: Mapping[str, str], url: str, selector: str =
         text = _selected(page, selector)
         missing = f"nothing matches full_text_selector {selector!r}"
     else:
+        import trafilatura  # here, not at the top: it costs most of a second to import, and only
+        # daemons with full-text feeds (in the worker that extracts) need it
+
         text = trafilatura.extract(page, url=url or None, output_format="txt", with_metadata=False,
                                    include_comments=False, include_images=False) or ""
         missing = "no main text found in the page"

@@ -80,9 +80,9 @@ class Tally:
 
 
 def load_batches(directory: Path = DATA) -> list[dict[str, Any]]:
-    """Every batch file of the set, in the order of their names."""
+    """Every batch file of the set, in the order of their numbers (rt2 before rt10)."""
     batches = []
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted(directory.glob("*.yaml"), key=lambda p: (len(p.stem), p.stem)):
         batch = yaml.safe_load(path.read_text(encoding="utf-8"))
         batch["path"] = path
         batches.append(batch)

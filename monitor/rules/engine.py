@@ -34,6 +34,8 @@ from monitor.rules.nodes import (
     ScopeNode,
     TermNode,
 )
+from monitor.rules.presearch import Check, Necessary
+from monitor.rules.rarity import frequency
 from monitor.text import cut_snippet
 from monitor.types import FIELDS, Document, Match
 
@@ -124,8 +126,7 @@ class _Compiler:
             return self.alias(ast)
         if isinstance(ast, q.EntityRef):
             if ast.name not in self._entity_nodes:
-                aliases = [a for e in self.gazetteer.resolve(ast.name) for a in e.aliases]
-                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in aliases])
+                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in self.aliases(ast.name)])
             return self._entity_nodes[ast.name]
         if isinstance(ast, q.And):
             return AndNode([self.node(c) for c in ast.children])
@@ -141,40 +142,13 @@ class _Compiler:
             return RegexNode(ast.pattern)
         return MetaNode(ast.kind, ast.value)
 
-    def necessary(self, ast: q.Node) -> frozenset[int] | None:
-        """Terms one of which must be present for ``ast`` to hold; None if none must."""
-        if isinstance(ast, q.Word):
-            return frozenset([self.terms.add(ast)])
-        if isinstance(ast, q.Phrase):
-            exact = [w for w in ast.words if not w.prefix] or list(ast.words)
-            return frozenset([self.terms.add(max(exact, key=lambda w: len(w.token)))])
-        if isinstance(ast, q.EntityRef):
-            node = self.node(ast)
-            assert isinstance(node, AnyOfNode)
-            return frozenset(node.by_first)
-        if isinstance(ast, q.Or):
-            union: set[int] = set()
-            for child in ast.children:
-                child_set = self.necessary(child)
-                if child_set is None:
-                    return None
-                union.update(child_set)
-            return frozenset(union)
-        if isinstance(ast, q.And | q.Near):
-            children = ast.children if isinstance(ast, q.And) else (ast.left, ast.right)
-            options: list[frozenset[int]] = []
-            for child in children:
-                child_set = self.necessary(child)
-                if child_set is not None:
-                    options.append(child_set)
-            return min(options, key=self._cost) if options else None
-        if isinstance(ast, q.Scope):
-            return self.necessary(ast.child)
-        return None
+    def aliases(self, name: str) -> list[q.Word | q.Phrase]:
+        return [a for e in self.gazetteer.resolve(name) for a in e.aliases]
 
-    def _cost(self, terms: frozenset[int]) -> tuple[int, int]:
-        # Fewer terms, and longer ones, are rarer in text: a cheaper trigger set.
-        return len(terms), -min(len(self.terms.texts[t]) for t in terms)
+    def term_cost(self, term: int) -> float:
+        """About how common a term is in text, to index a rule under its rarest clause."""
+        text = self.terms.texts[term]
+        return frequency(text.rstrip("*"), prefix=text[-1] == "*")
 
 
 @dataclass
@@ -193,19 +167,24 @@ class RuleSet:
         self.terms = TermIndex()
         compiler = _Compiler(self.terms, self.gazetteer)
         self.rules: list[CompiledRule] = []
-        self._by_term: dict[int, list[int]] = {}
-        self._always: list[int] = []
+        # term -> the rules indexed under it, each with the terms it needs all of, and the rest of
+        # its check if it has more (tested only when those terms are present)
+        self._by_term: dict[int, list[tuple[int, frozenset[int], Check | None]]] = {}
+        self._always: list[int] = []  # the rules that need no term
+        necessary = Necessary(self.terms.add, compiler.aliases, compiler.term_cost)
         for number, spec in enumerate(specs):
             scope = tuple(sorted({FIELDS.index(f) for f in spec.fields}))
             scope = ALL_FIELDS if scope == ALL_FIELDS else scope  # the fast paths test for it by identity
             weights = [(compiler.node(ast), weight) for _, ast, weight in spec.weights]
             self.rules.append(CompiledRule(spec, compiler.node(spec.query), scope, weights))
-            trigger = compiler.necessary(spec.query)
-            if trigger is None:
+            clauses = necessary.of(spec.query, scope)
+            if not clauses:
                 self._always.append(number)
-            else:
-                for term in trigger:
-                    self._by_term.setdefault(term, []).append(number)
+                continue
+            check = Check.of(clauses)
+            entry = (number, check.every, check if check.any_of or check.scoped else None)
+            for term in necessary.best(clauses).terms:
+                self._by_term.setdefault(term, []).append(entry)
         self._entities: dict[int, list[tuple[TermNode | PhraseNode, str]]] = {}
         for entity in self.gazetteer.entities.values():
             for alias in entity.aliases:
@@ -217,10 +196,13 @@ class RuleSet:
         return len(self.rules)
 
     def candidates(self, view: DocView) -> list[int]:
+        """The rules worth evaluating on ``view``: those whose necessary terms it holds."""
+        present = view.present
         found = set(self._always)
         by_term = self._by_term
-        for term in by_term.keys() & view.present:
-            found.update(by_term[term])
+        for term in by_term.keys() & present:
+            found.update([number for number, every, rest in by_term[term]
+                          if every <= present and (rest is None or rest.passes(view))])
         return sorted(found)
 
     def view(self, doc: Document) -> DocView:

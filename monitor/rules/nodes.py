@@ -52,6 +52,7 @@ class DocView:
         self._token_positions: dict[str, list[int]] = {}
         self._scans = 0  # tokens found by scans so far (see _positions_of)
         self._term_positions: dict[int, list[int]] = {}
+        self._field_sets: list[set[str] | None] = [None, None, None]  # see in_fields
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
         # Spans of phrases, entities and OR groups, by node and scope (once_per_view).
         self.spans: dict[tuple[int, tuple[int, ...]], list[Span]] = {}
@@ -114,6 +115,19 @@ class DocView:
             if found:
                 return self.bases[field_index] + min(found)
         return None
+
+    def in_fields(self, term: int, scope: tuple[int, ...]) -> bool:
+        """Whether ``term`` is in one of the fields ``scope``: membership in each field's set of
+        tokens, made once per view when asked (a title's is a handful), no positions needed."""
+        if term not in self.present:
+            return False
+        sets = self._field_sets
+        for index in scope:
+            if sets[index] is None:
+                sets[index] = set(self.fields[index].tokens)
+            if not sets[index].isdisjoint(self.tokens_of(term)):  # type: ignore[union-attr]
+                return True
+        return False
 
     def field_of(self, position: int) -> int:
         return bisect_right(self.bases, position) - 1

@@ -80,7 +80,8 @@ async def serve(folder: Path, port: int) -> None:
                 elif headers.get("if-none-match") == tags[path]:
                     status, body, extra = "304 Not Modified", b"", f"ETag: {tags[path]}\r\n"
                 else:
-                    status, extra = "200 OK", f"ETag: {tags[path]}\r\nContent-Type: application/rss+xml\r\n"
+                    kind = "text/html" if path.endswith(".html") else "application/rss+xml"
+                    status, extra = "200 OK", f"ETag: {tags[path]}\r\nContent-Type: {kind}\r\n"
                 writer.write(f"HTTP/1.1 {status}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

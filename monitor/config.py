@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cssselect import GenericTranslator, SelectorError
+
 from monitor import __version__
 from monitor.errors import ConfigError
 from monitor.types import SEVERITIES
@@ -91,6 +93,7 @@ class HttpSettings:
     per_host: int = 4
     user_agent: str = DEFAULT_USER_AGENT
     max_redirects: int = 5
+    robots_ttl: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class FeedSpec:
     url: str
     interval: float | None = None
     tags: tuple[str, ...] = ()
+    full_text: bool = False
+    full_text_selector: str = ""
 
     @property
     def display_url(self) -> str:
@@ -155,6 +160,7 @@ class Config:
     delivery: DeliverySettings = DeliverySettings()
     web_listen: str = ""
     web_token: Secret | None = field(default=None, repr=False)
+    web_public_url: str = ""
 
     @property
     def display_database(self) -> str:
@@ -276,9 +282,9 @@ _TYPE_HINTS: dict[type, str] = {
 
 _TOP = {"monitor", "http", "feeds", "channels", "web", "delivery"}
 _MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
-            "stale_after", "stop_timeout", "log_format", "parse_workers"}
-_HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects"}
-_FEED = {"name", "url", "interval", "tags"}
+            "stale_after", "stop_timeout", "log_format", "parse_workers", "full_text"}
+_HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects", "robots_ttl"}
+_FEED = {"name", "url", "interval", "tags", "full_text", "full_text_selector"}
 _CHANNEL_COMMON = {"name", "type", "min_severity", "tags", "quiet_hours", "timezone", "group_window", "group_max"}
 _CHANNEL_OPTIONS: dict[str, set[str]] = {
     "console": set(),
@@ -328,6 +334,7 @@ def _monitor(reader: _Reader, data: Mapping[str, Any], base: Path) -> dict[str, 
     if log_format not in ("text", "json"):
         raise reader.fail(w("log_format"), f"unknown log format {log_format!r}", 'use "text" or "json"')
     out["log_format"] = log_format
+    out["full_text"] = reader.get(data, w("full_text"), bool, False)
     return out
 
 
@@ -344,6 +351,7 @@ def _http(reader: _Reader, data: Mapping[str, Any]) -> HttpSettings:
         per_host=reader.positive(data, w("per_host"), 4),
         user_agent=reader.get(data, w("user_agent"), str, DEFAULT_USER_AGENT),
         max_redirects=reader.positive(data, w("max_redirects"), 5),
+        robots_ttl=reader.convert(data, w("robots_ttl"), parse_duration, 3600.0),
     )
 
 
@@ -365,7 +373,19 @@ def _name(reader: _Reader, data: Mapping[str, Any], table: str, index: int, seen
     return name
 
 
-def _feeds(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[FeedSpec, ...]:
+def _selector(reader: _Reader, data: Mapping[str, Any], index: int) -> str:
+    where = ("feeds", index, "full_text_selector")
+    selector: str = reader.get(data, where, str, "")
+    if selector:
+        try:
+            GenericTranslator().css_to_xpath(selector)
+        except SelectorError as error:
+            raise reader.fail(where, f"not a CSS selector: {error}",
+                              'write one like "article .body" or "div#content > p"') from None
+    return selector
+
+
+def _feeds(reader: _Reader, items: list[Mapping[str, Any]], full_text: bool) -> tuple[FeedSpec, ...]:
     feeds, seen = [], set[str]()
     for index, data in enumerate(items):
         reader.table(data, ("feeds", index, None), _FEED)
@@ -375,7 +395,9 @@ def _feeds(reader: _Reader, items: list[Mapping[str, Any]]) -> tuple[FeedSpec, .
         if scheme not in ("http", "https"):
             raise reader.fail(("feeds", index, "url"), "not an http(s) URL", "feeds are fetched over http or https")
         interval = reader.convert(data, ("feeds", index, "interval"), parse_duration, None)
-        feeds.append(FeedSpec(name, url, interval, reader.strings(data, ("feeds", index, "tags"))))
+        wants_text = reader.get(data, ("feeds", index, "full_text"), bool, full_text)
+        feeds.append(FeedSpec(name, url, interval, reader.strings(data, ("feeds", index, "tags")), wants_text,
+                              _selector(reader, data, index)))
     return tuple(feeds)
 
 
@@ -490,7 +512,7 @@ def _delivery(reader: _Reader, data: Mapping[str, Any]) -> DeliverySettings:
 
 def _web(reader: _Reader, data: Mapping[str, Any]) -> tuple[str, Secret | None]:
     """``listen`` and the dashboard's ``token``, which must come from the environment."""
-    reader.table(data, ("web", None, None), {"listen", "token"})
+    reader.table(data, ("web", None, None), {"listen", "token", "public_url"})
     listen = reader.get(data, ("web", None, "listen"), str, "")
     if listen:
         _, _, port = listen.rpartition(":")
@@ -532,9 +554,23 @@ def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
     channels = _channels(reader, _array(reader, data, "channels"), base)
     if not channels:
         channels = (ChannelSpec("console", "console"),)
+    monitor = _monitor(reader, sections["monitor"], base)
+    feeds = _feeds(reader, _array(reader, data, "feeds"), monitor.pop("full_text"))
     return Config(path=path, http=_http(reader, sections["http"]), delivery=_delivery(reader, sections["delivery"]),
-                  feeds=_feeds(reader, _array(reader, data, "feeds")), channels=channels,
-                  web_listen=listen, web_token=token, **_monitor(reader, sections["monitor"], base))
+                  feeds=feeds, channels=channels, web_listen=listen, web_token=token,
+                  web_public_url=_public_url(reader, sections["web"]), **monitor)
+
+
+def _public_url(reader: _Reader, data: Mapping[str, Any]) -> str:
+    """``[web] public_url``: where hubs reach this daemon's web endpoint (WebSub is off without it)."""
+    where = ("web", None, "public_url")
+    url: str = reader.get(data, where, str, "")
+    if url and (urlsplit(reveal(url)).scheme not in ("http", "https") or not urlsplit(reveal(url)).hostname):
+        raise reader.fail(where, "not an http(s) URL", "give the address hubs reach, e.g. https://monitor.example.org")
+    if url and not data.get("listen"):
+        raise reader.fail(where, "public_url without listen",
+                          'the WebSub callback is served on [web] listen: add listen = "127.0.0.1:9464"')
+    return reveal(url).rstrip("/")
 
 
 def find_config(explicit: str | None, env: Mapping[str, str]) -> Path:

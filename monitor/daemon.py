@@ -187,7 +187,7 @@ class Daemon:
         ctx = WebContext(store=self.runtime.store, config=lambda: self.runtime.config,
                          active=lambda: self.runtime.active, healthy=self.healthy,
                          refresh_metrics=self.refresh_metrics, clock=self.runtime.clock,
-                         wake_dispatcher=self.wake_dispatcher.set)
+                         wake_dispatcher=self.wake_dispatcher.set, websub=self.runtime.pipeline.websub)
         web = WebServer(config.web_listen, build_app(ctx), graceful=min(config.stop_timeout, GRACEFUL_WEB))
         try:
             await web.start()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import logging
 import pickle
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -24,14 +25,17 @@ from typing import Any, TypeVar
 from monitor import metrics
 from monitor.config import Config, FeedSpec
 from monitor.dedupe import Known, document_hash, newly_matched, plan, story_key, too_old
+from monitor.feeds.articles import Articles, full_texts
 from monitor.feeds.fetch import Fetcher, FetchResult
+from monitor.feeds.hubs import WebSub
 from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
 from monitor.rules.engine import RuleSet
 from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.repo import PollRecord, PollWrite, Store
-from monitor.types import Document, FeedState, FeedUpdate, ItemWrite
+from monitor.store.subscriptions import Subscriptions
+from monitor.types import Document, FeedState, FeedUpdate, FullText, ItemWrite
 from monitor.workers import WorkerLost, WorkerPool
 
 log = logging.getLogger("monitor.poll")
@@ -62,7 +66,8 @@ _worker_rules: tuple[str, RuleSet] | None = None
 
 
 def prepare_in_worker(generation: str, blob: bytes | None, docs: list[Document], known: dict[str, Known],
-                      feed: str, now: datetime, max_item_age: float) -> list[ItemWrite] | None:
+                      feed: str, now: datetime, max_item_age: float,
+                      texts: Mapping[str, FullText] | None = None) -> list[ItemWrite] | None:
     """prepare_items in a worker process, with the rules it compiled for ``generation``.
 
     The rules (about 100 KB pickled) are sent only when needed: without ``blob``, a worker
@@ -74,7 +79,7 @@ def prepare_in_worker(generation: str, blob: bytes | None, docs: list[Document],
             return None
         specs, gazetteer = pickle.loads(blob)
         _worker_rules = (generation, RuleSet(specs, gazetteer))
-    return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age)
+    return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age, texts)
 
 
 @dataclass(frozen=True)
@@ -100,17 +105,24 @@ def now_utc() -> datetime:
 
 
 def prepare_items(docs: list[Document], known: dict[str, Known], rules: RuleSet, feed: str,
-                  now: datetime, max_item_age: float) -> list[ItemWrite]:
+                  now: datetime, max_item_age: float, texts: Mapping[str, FullText] | None = None) -> list[ItemWrite]:
     """The writes for a poll's documents: new ones with all their matches, changed ones with
-    the matches that are new for them. Only recent items get alert rules. Pure."""
+    the matches that are new for them. Only recent items get alert rules. Pure.
+
+    ``texts`` are the article texts of new items (feeds with ``full_text``): the rules read
+    them after the item's own content, and they are stored apart from it."""
     split = plan(docs, known)
     writes: list[ItemWrite] = []
+    texts = texts or {}
     for doc in split.new:
-        view = rules.view(doc)
+        full = texts.get(doc.id)
+        view = rules.view(_with_full_text(doc, full))
         found = tuple(rules.match_view(view))
         published = doc.published_at or now
         alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in found)
-        writes.append(ItemWrite(_as_text(view), story_key(doc, feed), document_hash(doc), published, found, alert))
+        stored = _as_text(view) if full is None or not full.text else _as_text(rules.view(doc))
+        writes.append(ItemWrite(stored, story_key(doc, feed), document_hash(doc), published, found, alert,
+                                full_text=full))
     for doc, seen in split.changed:
         view = rules.view(doc)
         now_matching = rules.match_view(view)
@@ -183,6 +195,14 @@ class GroupCommit:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
+def _with_full_text(doc: Document, full: FullText | None) -> Document:
+    """``doc`` as the rules read it: its content, then the article's text (plain text, escaped,
+    since content is HTML)."""
+    if full is None or not full.text:
+        return doc
+    return replace(doc, content=f"{doc.content}\n<p>{html.escape(full.text, quote=False)}</p>")
+
+
 def _as_text(view: DocView) -> Document:
     """The document to store: its fields as display text (made once, for matching too)."""
     title, summary, content = (field.display for field in view.fields)
@@ -197,11 +217,15 @@ class Pipeline:
         self.rules, self.workers, self.clock = rules, workers, clock
         self.worker_deadline = WORKER_DEADLINE
         self.writes = GroupCommit(store)
+        self.articles = Articles(fetcher)
+        self.websub = WebSub(self, config.web_public_url) if config.web_public_url else None
 
     async def close(self) -> None:
         await self.writes.close()
 
     def bounds(self, spec: FeedSpec) -> Bounds:
+        if self.websub is not None and self.websub.pushing(spec.name):  # polling is the safety net
+            return Bounds(self.config.max_interval, self.config.max_interval, self.config.max_interval)
         return Bounds(spec.interval or self.config.poll_interval, self.config.min_interval, self.config.max_interval)
 
     @property
@@ -232,6 +256,7 @@ class Pipeline:
             return await self._save(spec, state, self._failed(spec, state, fetched, now), [], timings, now)
         digest = hashlib.sha256(fetched.body).hexdigest() if fetched.status == "ok" else None
         if digest is None or digest == state.body_hash:
+            await self._after_poll(spec, state, None, now)
             update = self._healthy(spec, state, fetched, now, new_items=0, ttl=None, status="not_modified")
             return await self._save(spec, state, update, [], timings, now)
         return await self._ingest(spec, state, fetched, digest, now, timings)
@@ -244,35 +269,80 @@ class Pipeline:
     async def _ingest(self, spec: FeedSpec, state: FeedState, fetched: FetchResult, digest: str, now: datetime,
                       timings: dict[str, float]) -> PollSummary:
         started = time.perf_counter()
-        try:
-            parsed: ParsedFeed = await self._in_worker(parse_feed, fetched.body, fetched.headers, fetched.url,
-                                                       spec.name)
-        except WorkerLost as lost:
-            parsed = ParsedFeed([], problem=f"parsing {lost}")
+        parsed = await self._parse(spec, fetched.body, fetched.headers, fetched.url)
         timings["parse"] = time.perf_counter() - started
         if parsed.problem:
             failed = replace(fetched, status="error", error=parsed.problem, retry_after=None)
             return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
-        started = time.perf_counter()
-        known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
-        active = self.rules()
+        await self._after_poll(spec, state, parsed, now)
         try:
-            writes = await self._prepare(spec, parsed, known, active, now)
+            writes = await self._writes(spec, state, parsed, now, timings)
         except WorkerLost as lost:
             failed = replace(fetched, status="error", error=f"matching {lost}", retry_after=None)
             return await self._save(spec, state, self._failed(spec, state, failed, now), [], timings, now)
-        timings["match"] = time.perf_counter() - started
         new = sum(1 for w in writes if w.item_id is None)
         update = self._healthy(spec, state, fetched, now, new_items=new, ttl=parsed.ttl, status="ok")
         update = replace(update, body_hash=digest, warning=parsed.warning or None, title=parsed.title or None)
         return await self._save(spec, state, update, writes, timings, now)
 
+    async def _parse(self, spec: FeedSpec, body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+        try:
+            parsed: ParsedFeed = await self._in_worker(parse_feed, body, headers, url, spec.name)
+        except WorkerLost as lost:
+            parsed = ParsedFeed([], problem=f"parsing {lost}")
+        return parsed
+
+    async def _writes(self, spec: FeedSpec, state: FeedState, parsed: ParsedFeed, now: datetime,
+                      timings: dict[str, float]) -> list[ItemWrite]:
+        """The items of a parsed feed to write, with their article texts (``full_text``) and matches."""
+        started = time.perf_counter()
+        known = await asyncio.to_thread(self.store.known_items, state.id, [d.id for d in parsed.documents])
+        texts = None
+        if spec.full_text:
+            texts = await full_texts(self.articles, parsed.documents, known, state.url, spec.full_text_selector, now,
+                                     self.config.max_item_age, self._in_worker)
+            timings["full_text"] = time.perf_counter() - started
+            started = time.perf_counter()
+        writes = await self._prepare(spec, parsed, known, self.rules(), now, texts)
+        timings["match"] = time.perf_counter() - started
+        return writes
+
+    async def _after_poll(self, spec: FeedSpec, state: FeedState, parsed: ParsedFeed | None, now: datetime) -> None:
+        """WebSub's part of a poll; whatever goes wrong there, the poll goes on."""
+        if self.websub is None:
+            return
+        try:
+            await self.websub.after_poll(spec, state, parsed, now)
+        except Exception:  # a bug or a store hiccup in WebSub must not fail the poll: it is logged
+            log.exception("websub", extra={"event": "websub", "feed": spec.name})
+
+    async def ingest_push(self, spec: FeedSpec, body: bytes, headers: Mapping[str, str]) -> PollSummary:
+        """A feed body a WebSub hub pushed: parsed, matched and stored as a poll's would be, leaving
+        the feed's fetch state and schedule alone."""
+        now = self.clock()
+        timings: dict[str, float] = {}
+        state = await asyncio.to_thread(Subscriptions(self.store).feed_state, spec.name)
+        if state is None:  # configured after this daemon started: it has no row yet
+            return PollSummary(spec.name, "error", error="the feed is not in the store yet")
+        parsed = await self._parse(spec, body, headers, state.url)
+        if parsed.problem:
+            return PollSummary(spec.name, "error", error=parsed.problem)
+        try:
+            writes = await self._writes(spec, state, parsed, now, timings)
+        except WorkerLost as lost:
+            return PollSummary(spec.name, "error", error=f"matching {lost}")
+        record = await self.writes.record(PollWrite(state.id, None, writes, self.rules().router, now))
+        log.info("push", extra={"event": "push", "feed": spec.name, "new_items": record.new_items,
+                                "matches": record.matches, "alerts": record.alerts})
+        return PollSummary(spec.name, "pushed", record.new_items, record.updated_items, record.matches,
+                           record.alerts, timings=timings)
+
     async def _prepare(self, spec: FeedSpec, parsed: ParsedFeed, known: dict[str, Known], active: ActiveRules,
-                       now: datetime) -> list[ItemWrite]:
-        args = (parsed.documents, known, spec.name, now, self.config.max_item_age)
+                       now: datetime, texts: Mapping[str, FullText] | None = None) -> list[ItemWrite]:
+        args = (parsed.documents, known, spec.name, now, self.config.max_item_age, texts)
         if self.workers is None or not active.blob or not parsed.documents:
             return await self._in_worker(prepare_items, parsed.documents, known, active.rule_set, spec.name, now,
-                                         self.config.max_item_age)
+                                         self.config.max_item_age, texts)
         prepared = await self._in_worker(prepare_in_worker, active.generation, None, *args)
         if prepared is None:  # that worker has yet to compile these rules
             prepared = await self._in_worker(prepare_in_worker, active.generation, active.blob, *args)

@@ -24,6 +24,8 @@ from functools import lru_cache
 from itertools import accumulate, compress, count
 from operator import add
 
+from lxml import etree
+
 # A token is a run of characters that ``str.isalnum`` accepts; every other character separates.
 # (A plain space is left out: it is its own replacement, and most separators are spaces.)
 _SEPARATOR_RE = re.compile(r"[^\w ]|_")
@@ -40,16 +42,18 @@ _ASCII_SEPARATORS = bytes(c if chr(c).isalnum() else 32 for c in range(256))
 # and straight to the tokens' form: folded (lower case), separators as spaces.
 _ASCII_TOKEN_FORM = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 32 for c in range(256))
 
-_DROP_RE = re.compile(
-    r"<(script|style|template|noscript|head)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)",
-    re.S | re.I,
-)
-_BLOCK_RE = re.compile(
-    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|table|thead|tbody|blockquote|pre|section|"
-    r"article|header|footer|aside|nav|hr|dd|dt|dl|figure|figcaption|img|title|body|html)\b[^>]*>",
-    re.I,
-)
-_TAG_RE = re.compile(r"</?[a-zA-Z][^>]*>|<![^>]*>|<\?[^>]*>")
+# Elements whose content is not text to read (code, style sheets, inert templates), and the
+# block-level ones that stand apart from their neighbours: their start and end read as a space.
+_DROPPED = ("script", "style", "template", "noscript")
+_BLOCKS = frozenset({
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "table", "thead",
+    "tbody", "blockquote", "pre", "section", "article", "header", "footer", "aside", "nav", "hr", "dd", "dt", "dl",
+    "figure", "figcaption", "img", "title", "body", "html"})
+# libxml2 (2.14 and later) tokenises HTML as HTML5 does; comments and processing instructions
+# are left out of the tree, and nothing is ever fetched (no DTD, no entity, no network). It is
+# given UTF-8 and told so, whatever a <meta charset> or an XML declaration in the text says.
+_PARSER = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, default_doctype=False,
+                           encoding="utf-8")
 # Tags of real HTML: what double-escaped markup shows once unescaped (``<not a tag>`` is text).
 _HTML_TAG_RE = re.compile(
     r"</?(?:p|br|b|i|u|s|a|em|strong|span|div|img|ul|ol|li|h[1-6]|blockquote|table|tr|td|figure|"
@@ -65,21 +69,43 @@ _LETTERS_RE = re.compile("[" + "".join(_LETTERS) + "]")
 
 
 def html_to_text(raw: str) -> str:
-    """Strip tags, drop scripts, styles and comments, and unescape entities.
+    """Markup read by an HTML parser: the text of its nodes, entities unescaped, without
+    scripts, styles, templates and comments.
 
-    Block-level tags become white space so words on either side stay apart;
-    inline tags vanish so ``<b>air</b>space`` stays one word.
+    Block-level elements become white space so words on either side stay apart; inline
+    elements vanish so ``<b>air</b>space`` stays one word.
     """
-    if "<" not in raw and "&" not in raw:
-        return raw
-    text = _CDATA_RE.sub(r"\1", raw)
-    text = _DROP_RE.sub(" ", text)
-    text = _BLOCK_RE.sub(" ", text)
-    text = html.unescape(_TAG_RE.sub("", text))
+    if "<" not in raw:
+        if "&" not in raw:
+            return raw
+        text = html.unescape(raw)
+    else:
+        text = _parsed_text(raw)
     # Double-escaped HTML (``&amp;lt;p&amp;gt;`` in a feed) still reads as markup once unescaped.
     if "&lt;" in raw and _HTML_TAG_RE.search(text):
-        text = html.unescape(_TAG_RE.sub("", _BLOCK_RE.sub(" ", _DROP_RE.sub(" ", text))))
+        text = _parsed_text(text)
     return text
+
+
+def _parsed_text(markup: str) -> str:
+    """The text of ``markup`` as an HTML parser reads it (see html_to_text)."""
+    if "<![CDATA[" in markup:  # a CDATA section in HTML is a comment; in a feed it wraps text
+        markup = _CDATA_RE.sub(r"\1", markup)
+    # (A lone surrogate, which only a JSON escape can make, is no character: it becomes "?".)
+    root = etree.fromstring(markup.encode("utf-8", "replace"), _PARSER)
+    if root is None:  # nothing but comments and white space
+        return ""
+    etree.strip_elements(root, *_DROPPED, with_tail=False)
+    # The tree is read, not changed: text from character references (``&#1;``) may be text
+    # that lxml refuses to write back into a node.
+    parts: list[str] = []
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        if element.tag in _BLOCKS:
+            parts.append(" ")
+        text = element.text if event == "start" else element.tail
+        if text:
+            parts.append(text)
+    return "".join(parts)
 
 
 def readable_text(raw: str) -> str:

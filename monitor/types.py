@@ -105,6 +105,15 @@ class FeedUpdate:
 
 
 @dataclass(frozen=True)
+class FullText:
+    """The article page of an item, read (``status`` ok) or not (``status`` error, ``error`` why)."""
+
+    status: str
+    text: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class ItemWrite:
     """An item to store: new (``item_id`` None) or changed, with the matches that are new for it.
 
@@ -119,6 +128,7 @@ class ItemWrite:
     matches: tuple[Match, ...] = ()
     alert_rules: tuple[str, ...] = ()
     item_id: int | None = None
+    full_text: FullText | None = None  # None: the feed does not ask for its items' article pages
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,10 @@ def test_the_migration_adds_the_columns_in_place_and_keeps_rows(feed_server: Fee
     poll_once(make_config(tmp_path, {"f": feed_server.url("/f")}, database, rules=DEMO))
     engine = create_engine(database)
     try:
-        with engine.begin() as connection:  # back to a version 2 database, with its match
+        with engine.begin() as connection:  # back to a version 4 database, with its match
             for column in ("clauses", "snippet_entities"):
                 connection.execute(text(f"ALTER TABLE matches DROP COLUMN {column}"))
-            connection.execute(text("UPDATE schema_version SET version = 2"))
+            connection.execute(text("UPDATE schema_version SET version = 4"))
         assert migrate(engine) == LATEST
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT rule, terms, clauses, snippet_entities FROM matches")).all()

@@ -61,3 +61,5 @@ def test_recovered_oddities_are_warnings_not_errors(ingested) -> None:  # type: 
     assert "not an XML media type" in summaries["as-html-xml"].warning
     assert summaries["whitespace-decl-xml"].warning
     assert not summaries["rss20-xml"].warning
+    assert summaries["jsonfeed10-json"].warning == "skipped 1 item(s) that are not JSON objects"
+    assert not summaries["jsonfeed11-json"].warning

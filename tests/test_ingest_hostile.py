@@ -56,6 +56,14 @@ def hostile(feed_server: FeedServer, tmp_path: Path):  # type: ignore[no-untyped
         "/xxe": Route(xxe(s.url("/secret"))),
         "/garbage": Route(b"<html><body>Not a feed at all</body></html>", headers={"Content-Type": "text/html"}),
         "/gone": Route(b"", status=410),
+        "/json-bad": Route(b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "a",}]}',
+                           headers={"Content-Type": "application/feed+json"}),
+        "/json-deep": Route(b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 200_000),
+        "/json-other": Route(b'{"hello": "world", "items": []}', headers={"Content-Type": "application/json"}),
+        "/json-list": Route(b'[{"id": "x"}]', headers={"Content-Type": "application/json"}),
+        "/json-latin1": Route(b'{"version": "https://jsonfeed.org/version/1", "items": [{"id": "caf\xe9"}]}'),
+        "/json-big": Route(b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "'
+                           + b"x" * 3_000_000 + b'"}]}'),
         "/secret": Route(b"top secret"),
     })
     names = [p.strip("/") for p in s.routes if p != "/secret"]
@@ -76,7 +84,13 @@ EXPECTED_ERRORS = {
     "bomb": "larger than max_bytes (1,000,000 bytes) after decompression",
     "laughs": "declares XML entities",
     "xxe": "declares XML entities",
-    "garbage": "not an RSS or Atom feed",
+    "garbage": "not an RSS, Atom or JSON feed",
+    "json-bad": "not a JSON Feed: bad JSON at line 1 column 70: Expecting property name",
+    "json-deep": "not a JSON Feed: the JSON nests too deeply",
+    "json-other": "not a JSON Feed: no version (expected https://jsonfeed.org/version/1.1)",
+    "json-list": "not a JSON Feed: the top level is a list, not an object",
+    "json-latin1": "not a JSON Feed: the body is not UTF-8",
+    "json-big": "larger than max_bytes",
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 PURE = [PACKAGE / "text.py", PACKAGE / "units.py", PACKAGE / "types.py", PACKAGE / "feeds" / "parse.py",
+        PACKAGE / "feeds" / "jsonfeed.py", PACKAGE / "feeds" / "extract.py",
         PACKAGE / "dedupe.py", PACKAGE / "schedule.py", PACKAGE / "routing.py", PACKAGE / "config.py",
         PACKAGE / "feeds" / "opml.py", PACKAGE / "notify" / "policy.py", PACKAGE / "notify" / "payload.py",
         *sorted((PACKAGE / "rules").glob("*.py")),

@@ -45,7 +45,8 @@ def test_feeds_status_json(polled: Path) -> None:
 
 def test_items_list_json(polled: Path) -> None:
     data = json_of("items", "list", "--config", str(polled), "--format", "json", "--since", "1h")
-    assert [set(row) for row in data] == [{"id", "feed", "title", "url", "published_at", "first_seen_at"}]
+    assert [set(row) for row in data] == [{"id", "feed", "title", "url", "published_at", "first_seen_at",
+                                           "full_text_status", "full_text_error", "full_text_chars"}]
     assert data[0]["title"] == "Jets over Estonia" and data[0]["url"] == "https://n.example/1"
     assert json_of("items", "list", "--config", str(polled), "--format", "json", "--feed", "down") == []
 

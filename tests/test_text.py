@@ -31,6 +31,43 @@ def test_tokens(raw: str, expected: list[str]) -> None:
     assert tokens(normalize(raw)) == expected
 
 
+# What a regular expression read wrongly and an HTML parser reads as a browser does.
+@pytest.mark.parametrize(("raw", "expected"), [
+    ('<a title="a > b" href="/x?a=1&amp;b=2">Drones</a> over Poland', "Drones over Poland"),
+    ("<img alt='jets > drones'>Jets scrambled", "Jets scrambled"),
+    ("<!-- a comment with <p>markup</p> and > signs --> Jets scrambled", "Jets scrambled"),
+    ("Jets<!-- unclosed comment runs to the end <p>hidden", "Jets"),
+    ("<template><p>Not shown</p></template>Shown", "Shown"),
+    ("<script>if (a > b && c < d) { x = '</p>'; }</script>Jets", "Jets"),
+    ("<style>p > b { color: red }</style><p>Jets</p>", "Jets"),
+    ("<noscript><p>Enable JavaScript</p></noscript>Jets", "Jets"),
+    ("<p>Unclosed <b>bold <i>italic", "Unclosed bold italic"),
+    ("<p>One<p>Two<li>Three</li>Four</div>", "One Two Three Four"),
+    ("<div data-x='&quot;>&lt;'>Text</div>", "Text"),
+    ("<b>air</b>space <br/>and<br>more", "airspace and more"),
+    ("AT&T &copy; Russia&#8217;s <i>x</i>", "AT&T © Russia’s x"),
+    ("a < b and c > d", "a < b and c > d"),
+    ("<![CDATA[<b>Drones</b> downed]]>", "Drones downed"),
+    ("&lt;p&gt;Double &amp;amp; escaped&lt;/p&gt;", "Double & escaped"),
+    ("<meta charset='latin1'><p>Łódź é</p>", "Łódź é"),
+    ("<!-- only a comment -->", ""),
+])
+def test_html_is_read_by_a_parser(raw: str, expected: str) -> None:
+    assert display_text(raw) == expected
+
+
+_MARKUP = st.sampled_from(["<", ">", "<p>", "</p>", "<b>", "</b>", "&amp;", "&", "<!--", "-->", "<script>",
+                           "</script>", "<template>", "\x00", "\x01", "\ufffe", "a", " ", "é", "<![CDATA[", "]]>",
+                           "&lt;p&gt;", "<br/>", '"', "=", "<a href='", "\r", "&#1;", "&#0;", "<?", "<!DOCTYPE html>",
+                           "<meta charset='latin1'>", "<?xml version='1.0' encoding='utf-16'?>", "\ud800"])
+
+
+@given(st.lists(_MARKUP | st.text(max_size=3), max_size=40).map("".join))
+def test_any_markup_reads_as_text_without_raising(raw: str) -> None:
+    field = Field.from_raw(raw)
+    assert field.display == display_text(raw) and field.normalised == normalize(raw)
+
+
 def test_display_text_collapses_space_and_keeps_case() -> None:
     assert display_text("  <p>Three  Russian\nMiG-31s</p> ") == "Three Russian MiG-31s"
 

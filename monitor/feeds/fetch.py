@@ -19,7 +19,7 @@ import email.utils
 import re
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -28,11 +28,12 @@ import httpx
 
 from monitor.config import HttpSettings
 
-ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
+          "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.9, */*;q=0.5")
 _MAX_AGE_RE = re.compile(r"max-age\s*=\s*(\d+)", re.I)
 _PERMANENT = (301, 308)
 _CHUNK = 65536
+Guard = Callable[[str], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class FetchResult:
     retry_after: float | None = None
     max_age: float | None = None
     elapsed: float = 0.0
+    http_status: int = 0  # the final response's status code (0: no response)
 
     @property
     def etag(self) -> str | None:
@@ -109,14 +111,16 @@ class Fetcher:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
+    async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None,
+                    guard: Guard | None = None, accept: str = ACCEPT) -> FetchResult:
+        """``url`` fetched; ``guard`` may refuse a redirect's target (it says why, or "")."""
         host = urlsplit(url).hostname or ""
         per_host = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host))
         async with self._all, per_host:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.settings.timeout):
-                    result = await self._follow(url, etag, last_modified)
+                    result = await self._follow(url, etag, last_modified, guard, accept)
             except TimeoutError:
                 result = FetchResult("error", url, error=f"timed out after {self.settings.timeout:g}s")
             except _BadBody as error:
@@ -125,8 +129,9 @@ class Fetcher:
                 result = FetchResult("error", url, error=_describe(error))
             return replace(result, elapsed=time.monotonic() - started)
 
-    async def _follow(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
-        headers = {}
+    async def _follow(self, url: str, etag: str | None, last_modified: str | None,
+                      guard: Guard | None, accept: str) -> FetchResult:
+        headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -144,6 +149,9 @@ class Fetcher:
                     current = urljoin(current, location)
                     if urlsplit(current).scheme not in ("http", "https"):
                         return FetchResult("error", url, error=f"redirect to a non-http URL: {current}")
+                    refused = await guard(current) if guard is not None else ""
+                    if refused:
+                        return FetchResult("error", url, error=f"redirect refused: {refused}")
                     continue
                 moved = current if current != url and permanent else None
                 return await self._result(response, current, moved)
@@ -154,7 +162,8 @@ class Fetcher:
     async def _result(self, response: httpx.Response, url: str, moved: str | None) -> FetchResult:
         status = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
-        result = FetchResult("ok", url, headers=headers, permanent_url=moved, max_age=max_age(headers))
+        result = FetchResult("ok", url, headers=headers, permanent_url=moved, max_age=max_age(headers),
+                             http_status=status)
         if status < 200 or status >= 300:
             await _drain(response)
         if status == 304:

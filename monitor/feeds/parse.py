@@ -1,4 +1,5 @@
-"""Feed bytes to documents with feedparser. Pure: never given a URL, never fetches.
+"""Feed bytes to documents: RSS and Atom with feedparser, JSON Feed with ``jsonfeed``. Pure:
+never given a URL, never fetches.
 
 feedparser gets the raw bytes and the response headers, so it honours the declared
 encoding (HTTP charset, XML declaration, BOM); it is never handed a URL, so it cannot
@@ -23,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from monitor.feeds.jsonfeed import is_json_feed, item_fields, read_json_feed
 from monitor.types import Document
 
 # The prolog is everything before the root element; entity declarations can only live there.
@@ -38,6 +40,8 @@ class ParsedFeed:
     warning: str = ""
     ttl: float | None = None
     title: str = ""
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feed advertises (<link rel="hub">, JSON Feed "hubs")
+    self_url: str = ""  # the feed's own URL as it names it (rel="self", "feed_url"): the WebSub topic
 
 
 def _raw(entry: Mapping[str, Any], key: str) -> Any:
@@ -92,18 +96,22 @@ def content_hash(title: str, summary: str, content: str) -> str:
 
 def entry_document(entry: Mapping[str, Any], base_url: str = "", feed: str = "") -> Document:
     """One feed entry as a Document; id is its guid, else its link, else a content hash."""
-    url = _http_url(base_url, str(entry.get("link") or ""))
-    title = _html(entry.get("title"), entry.get("title_detail"))
-    summary = _html(entry.get("summary"), entry.get("summary_detail"))
-    content = _content(entry)
-    guid = str(entry.get("id") or "").strip() or url
-    if not guid:
-        guid = "sha256:" + content_hash(title, summary, content)
+    tags = tuple(str(t.get("term")) for t in entry.get("tags") or () if t.get("term"))
+    return _document(str(entry.get("id") or ""), _http_url(base_url, str(entry.get("link") or "")),
+                     _html(entry.get("title"), entry.get("title_detail")),
+                     _html(entry.get("summary"), entry.get("summary_detail")), _content(entry), feed, tags,
+                     _time(entry))
+
+
+def _document(guid: str, url: str, title: str, summary: str, content: str, feed: str, tags: tuple[str, ...],
+              published_at: datetime | None) -> Document:
+    """An item of any format as a Document: id its guid, else its link, else a content hash; a
+    summary that repeats the content is dropped."""
+    guid = guid.strip() or url or "sha256:" + content_hash(title, summary, content)
     if content and content.strip() == summary.strip():
         summary = ""
-    tags = tuple(str(t.get("term")) for t in entry.get("tags") or () if t.get("term"))
-    return Document(id=guid, title=title, summary=summary, content=content, feed=feed,
-                    tags=tags, url=url, published_at=_time(entry))
+    return Document(id=guid, title=title, summary=summary, content=content, feed=feed, tags=tags, url=url,
+                    published_at=published_at)
 
 
 def declares_entities(data: bytes) -> bool:
@@ -138,7 +146,9 @@ def _unique_ids(documents: list[Document]) -> list[Document]:
 
 def parse_feed(data: bytes, headers: Mapping[str, str] | None = None,
                base_url: str = "", feed: str = "") -> ParsedFeed:
-    """The documents of a feed body, with what went wrong if anything did."""
+    """The documents of a feed body (RSS, Atom or JSON Feed), with what went wrong if anything did."""
+    if is_json_feed(data, headers or {}):
+        return _json_feed(data, base_url, feed)
     if declares_entities(data):
         return ParsedFeed([], problem="refused: the feed declares XML entities (entity expansion is never done)")
     parsed = feedparser.parse(data, response_headers=dict(headers or {}), sanitize_html=False,
@@ -146,13 +156,33 @@ def parse_feed(data: bytes, headers: Mapping[str, str] | None = None,
     reason = str(parsed.get("bozo_exception") or "").strip()
     if not parsed.version and not parsed.entries:
         detail = f": {reason}" if reason else ""
-        return ParsedFeed([], problem=f"not an RSS or Atom feed{detail}")
+        return ParsedFeed([], problem=f"not an RSS, Atom or JSON feed{detail}")
     # Relative item links are relative to the site (the channel's <link>) far more often
     # than to wherever the feed file is served from; the fetch URL is the fallback.
     base = _http_url(base_url, str(parsed.feed.get("link") or "")) or base_url
     documents = _unique_ids([entry_document(e, base, feed) for e in parsed.entries])
     warning = f"recovered from: {reason}" if parsed.bozo else ""
-    return ParsedFeed(documents, warning=warning, ttl=_ttl(parsed), title=str(parsed.feed.get("title") or ""))
+    links = [link for link in parsed.feed.get("links") or () if isinstance(link, dict)]
+    hubs = tuple(dict.fromkeys(_http_url(base_url, str(link.get("href") or "")) for link in links
+                               if link.get("rel") == "hub"))
+    selves = [_http_url(base_url, str(link.get("href") or "")) for link in links if link.get("rel") == "self"]
+    return ParsedFeed(documents, warning=warning, ttl=_ttl(parsed), title=str(parsed.feed.get("title") or ""),
+                      hubs=tuple(hub for hub in hubs if hub), self_url=next((url for url in selves if url), ""))
+
+
+def _json_feed(data: bytes, base_url: str, feed: str) -> ParsedFeed:
+    read = read_json_feed(data)
+    if read.problem:
+        return ParsedFeed([], problem=read.problem)
+    base = _http_url(base_url, read.home_page_url) or base_url  # as for RSS: relative to the site
+    documents = []
+    for item in read.items:
+        fields = item_fields(item)
+        documents.append(_document(fields["id"], _http_url(base, fields["link"]), fields["title"], fields["summary"],
+                                   fields["content"], feed, fields["tags"], fields["published_at"]))
+    hubs = tuple(dict.fromkeys(url for url in (_http_url(base_url, hub) for hub in read.hubs) if url))
+    return ParsedFeed(_unique_ids(documents), warning=read.warning, title=read.title, hubs=hubs,
+                      self_url=_http_url(base_url, read.feed_url))
 
 
 def parse_documents(data: bytes, headers: Mapping[str, str] | None = None,

@@ -51,7 +51,7 @@ class PollWrite:
     """What one poll has to write: its items (with their matches) and the feed's new state."""
 
     feed_id: int
-    update: FeedUpdate
+    update: FeedUpdate | None  # None: items a hub pushed, outside any poll (the fetch state stays)
     items: Sequence[ItemWrite]
     route: Route
     now: datetime
@@ -99,6 +99,13 @@ def _feed_values(u: FeedUpdate) -> dict[str, Any]:
     if u.new_items:
         values["last_new_item_at"] = utc(u.polled_at)
     return values
+
+
+def _full_text_values(write: ItemWrite) -> dict[str, Any]:
+    full = write.full_text
+    if full is None:
+        return {"full_text": "", "full_text_status": None, "full_text_error": None}
+    return {"full_text": full.text, "full_text_status": full.status, "full_text_error": full.error or None}
 
 
 def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -255,7 +262,7 @@ class Store:
         rows = [{"feed_id": poll.feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
                  "title": w.doc.title, "summary": w.doc.summary, "content": w.doc.content, "tags": list(w.doc.tags),
                  "published_at": utc(w.published_at), "first_seen_at": utc(poll.now), "updated_at": utc(poll.now),
-                 "content_hash": w.content_hash} for poll, w in writes]
+                 "content_hash": w.content_hash, **_full_text_values(w)} for poll, w in writes]
         # A plain executemany, then SELECTs for the ids: RETURNING with several rows would
         # make SQLite insert them one statement at a time.
         connection = session.connection()
@@ -325,6 +332,11 @@ class Store:
         """Each poll's feed state: one executemany per set of columns written."""
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for poll in polls:
+            if poll.update is None:
+                if any(write.item_id is None for write in poll.items):  # pushed items are news too (stale)
+                    shapes.setdefault(("feed_id", "last_new_item_at"), []).append(
+                        {"feed_id": poll.feed_id, "last_new_item_at": utc(poll.now)})
+                continue
             values = _feed_values(poll.update)
             values["feed_id"] = poll.feed_id
             shapes.setdefault(tuple(sorted(values)), []).append(values)
@@ -354,7 +366,9 @@ class Store:
         query = query.order_by(col(ItemRow.first_seen_at).desc(), col(ItemRow.id).desc()).limit(limit)
         with Session(self.engine) as session:
             return [{"id": item.id, "feed": name, "title": item.title, "url": item.url,
-                     "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at)}
+                     "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at),
+                     "full_text_status": item.full_text_status, "full_text_error": item.full_text_error,
+                     "full_text_chars": len(item.full_text)}
                     for item, name in session.exec(query)]
 
     def documents(self, since: datetime | None = None, batch: int = 2000) -> Iterator[Document]:

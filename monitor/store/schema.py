@@ -23,7 +23,7 @@ from sqlalchemy.exc import NoSuchModuleError as NoDriver
 
 from monitor.config import redact_url
 from monitor.errors import MonitorError
-from monitor.store.tables import SchemaVersion, metadata
+from monitor.store.tables import SchemaVersion, SubscriptionRow, metadata
 
 
 class StoreError(MonitorError):
@@ -43,16 +43,34 @@ def _dashboard_indexes(connection: Connection) -> None:
                             "ON deliveries (status, created_at)"))
 
 
-def _match_evidence(connection: Connection) -> None:
-    """A match keeps the named clauses that held and the entities its snippet names (a database
-    made by _initial of this version has them already)."""
-    present = {column["name"] for column in inspect(connection).get_columns("matches")}
-    for name in ("clauses", "snippet_entities"):
+def _add_columns(connection: Connection, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE … ADD COLUMN for each of ``columns`` (name -> SQL type and default) that
+    ``table`` lacks: a database made by ``_initial`` from today's tables has them already."""
+    present = {column["name"] for column in inspect(connection).get_columns(table)}
+    for name, definition in columns.items():
         if name not in present:
-            connection.execute(text(f"ALTER TABLE matches ADD COLUMN {name} JSON NOT NULL DEFAULT '[]'"))
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _match_evidence}
+def _full_text(connection: Connection) -> None:
+    """Items keep their article page's text, and why there is none (issue 18)."""
+    _add_columns(connection, "items", {"full_text": "TEXT NOT NULL DEFAULT ''", "full_text_status": "VARCHAR",
+                                       "full_text_error": "TEXT"})
+
+
+def _websub(connection: Connection) -> None:
+    """Feeds' WebSub subscriptions (issue 18)."""
+    SubscriptionRow.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
+
+
+def _match_evidence(connection: Connection) -> None:
+    """A match keeps the named clauses that held and the entities its snippet names (issue 17)."""
+    _add_columns(connection, "matches", {"clauses": "JSON NOT NULL DEFAULT '[]'",
+                                         "snippet_entities": "JSON NOT NULL DEFAULT '[]'"})
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _full_text,
+                                                      4: _websub, 5: _match_evidence}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

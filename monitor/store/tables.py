@@ -72,6 +72,11 @@ class ItemRow(SQLModel, table=True):
     first_seen_at: datetime = Field(index=True)
     updated_at: datetime
     content_hash: str
+    # The article page's text for feeds with full_text (issue 18): "ok", "error" (the reason in
+    # full_text_error), or None when the feed does not ask for it.
+    full_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    full_text_status: str | None = None
+    full_text_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class MatchRow(SQLModel, table=True):
@@ -122,6 +127,25 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime
     delivered_at: datetime | None = None
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """A feed's WebSub subscription (issue 18): one per feed, found by its callback ``token``.
+    ``secret`` signs what the hub pushes; it is ours, made at random, and never shown."""
+
+    __tablename__ = "websub_subscriptions"
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", unique=True)
+    hub: str
+    topic: str
+    token: str = Field(unique=True, index=True)
+    secret: str
+    state: str = "requested"
+    lease_seconds: int | None = None
+    requested_at: datetime | None = None
+    expires_at: datetime | None = None
+    last_error: str | None = None
+    last_push_at: datetime | None = None
 
 
 metadata = SQLModel.metadata

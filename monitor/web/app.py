@@ -33,8 +33,8 @@ from monitor.web.context import WebContext
 from monitor.web.present import safe_url, segments
 from monitor.web.security import Guard, forbidden, login
 
-EXTRA_ROUTES: list[str] = []
-PUBLIC_PREFIXES: list[str] = []
+EXTRA_ROUTES: list[str] = ["monitor.feeds.callback:routes"]  # the WebSub callback (issue 18)
+PUBLIC_PREFIXES: list[str] = ["/websub/"]  # hubs prove themselves: a secret token in the path, an HMAC
 HEALTH_TIMEOUT = 2.0
 
 

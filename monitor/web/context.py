@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.config import Config
+from monitor.feeds.hubs import WebSub
 from monitor.pipeline import ActiveRules, now_utc
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
@@ -30,6 +31,8 @@ class WebContext:
     clock: Callable[[], datetime] = now_utc
     # Called after a retry from the outbox page, so the dispatcher sends at once.
     wake_dispatcher: Callable[[], None] = lambda: None
+    # WebSub's subscriptions and callback (issue 18); None without [web] public_url.
+    websub: WebSub | None = None
     outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:

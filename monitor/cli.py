@@ -70,11 +70,13 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
+    from monitor.rules.clauses import clause_examples, load_library
     from monitor.scan import load_rules, run_examples
 
     directory = _rules_dir(args.dir)
     rule_set = load_rules(directory)
-    failures, total = run_examples(rule_set, sys.stdout)
+    library, _ = load_library(directory / "lib", rule_set.gazetteer)  # loaded without errors just now
+    failures, total = run_examples(rule_set, sys.stdout, clause_examples(library))
     print(f"{directory}: {total} examples in {len(rule_set)} rules, {failures} failed",
           file=sys.stderr)
     return EXIT_USER if failures else EXIT_OK
@@ -262,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_rules_check)
     test = rule_commands.add_parser(
         "test", help="run each rule's own examples",
-        description="Run each rule's examples (match and no_match); exit 1 on any failure.")
+        description="Run each rule's examples (match and no_match) against the rule set, and each named "
+        "clause's examples (define: in a rule, rules/lib/) against the clause alone; exit 1 on any failure.")
     test.add_argument("dir", nargs="?", metavar="DIR", help=RULES_DIR_HELP)
     test.set_defaults(handler=cmd_rules_test)
     suggest = rule_commands.add_parser(

@@ -9,15 +9,16 @@ import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, TextIO
 
 from monitor.errors import InputError
+from monitor.rules.clauses import ClauseExamples
 from monitor.rules.engine import RuleSet
-from monitor.rules.loader import load_folder
+from monitor.rules.loader import RuleSpec, load_folder
 from monitor.types import Document, Match
 from monitor.workers import worker_init
 
@@ -34,8 +35,8 @@ def load_rules(directory: Path) -> RuleSet:
 
 
 def match_record(match: Match) -> dict[str, Any]:
-    return {"rule": match.rule, "severity": match.severity, "terms": list(match.terms),
-            "entities": list(match.entities), "snippet": match.snippet}
+    return {"rule": match.rule, "severity": match.severity, "clauses": list(match.clauses),
+            "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet}
 
 
 def document_record(doc: Document, matches: list[Match]) -> dict[str, Any]:
@@ -60,6 +61,8 @@ def highlight(snippet: str, spans: Iterable[tuple[int, int]], color: bool) -> st
 def _write_text(out: TextIO, doc: Document, matches: list[Match], color: bool) -> None:
     for match in matches:
         out.write(f"{doc.id}: {match.rule} [{match.severity}] {match.title}\n")
+        if match.clauses:
+            out.write(f"  clauses:  {', '.join(match.clauses)}\n")
         out.write(f"  terms:    {', '.join(match.terms)}\n")
         if match.entities:
             out.write(f"  entities: {', '.join(match.entities)}\n")
@@ -162,8 +165,10 @@ def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
     return 0
 
 
-def run_examples(rule_set: RuleSet, out: TextIO) -> tuple[int, int]:
-    """Run every rule's examples against the whole rule set; (failures, examples run)."""
+def run_examples(rule_set: RuleSet, out: TextIO,
+                 library: Sequence[ClauseExamples] = ()) -> tuple[int, int]:
+    """Run every rule's examples against the whole rule set, and every named clause's examples
+    (``library``'s and each rule's ``define:``) against the clause alone; (failures, examples run)."""
     failures = total = 0
     for rule in rule_set.rules:
         spec = rule.spec
@@ -173,8 +178,21 @@ def run_examples(rule_set: RuleSet, out: TextIO) -> tuple[int, int]:
                 fired = any(m.rule == spec.id for m in rule_set.match(doc))
                 if fired != expected:
                     failures += 1
-                    verb = "did not match" if expected else "matched"
-                    text = " ".join((doc.title or doc.content or doc.summary).split())[:100]
-                    out.write(f"{spec.location.path}: FAIL {spec.id}: example "
-                              f"{'match' if expected else 'no_match'} {verb}: {text!r}\n")
+                    _example_failed(out, str(spec.location.path), spec.id, expected, doc)
+    clauses = [*library, *(c for rule in rule_set.rules for c in rule.spec.clause_examples)]
+    alone = RuleSet([RuleSpec(id=str(n), title=c.clause.name, severity="info", query=c.clause, fields=c.fields)
+                     for n, c in enumerate(clauses)], rule_set.gazetteer)
+    for number, clause in enumerate(clauses):
+        for expected, examples in ((True, clause.examples_match), (False, clause.examples_no_match)):
+            for doc in examples:
+                total += 1
+                if any(m.rule == str(number) for m in alone.match(doc)) != expected:
+                    failures += 1
+                    _example_failed(out, clause.location.path, f"${clause.clause.name}", expected, doc)
     return failures, total
+
+
+def _example_failed(out: TextIO, path: str, name: str, expected: bool, doc: Document) -> None:
+    verb = "did not match" if expected else "matched"
+    text = " ".join((doc.title or doc.content or doc.summary).split())[:100]
+    out.write(f"{path}: FAIL {name}: example {'match' if expected else 'no_match'} {verb}: {text!r}\n")

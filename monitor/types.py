@@ -43,6 +43,8 @@ class Match:
     (``"violated … airspace"`` for a proximity hit), ``entities`` the canonical
     ids of the gazetteer entities found, ``snippet`` the display text around
     the first hit, and ``highlights`` the (start, end) spans of hits in it.
+    ``clauses`` names the rule's named clauses (``$name``) that held and made
+    the match, outermost first.
     """
 
     rule: str
@@ -54,6 +56,7 @@ class Match:
     highlights: tuple[tuple[int, int], ...] = field(default=(), compare=False)
     score: float = 0.0
     tags: tuple[str, ...] = ()
+    clauses: tuple[str, ...] = ()
 
 
 FEED_STATUSES = ("ok", "not_modified", "error", "gone", "stale", "never")

@@ -19,7 +19,7 @@ def test_scan_jsonl_one_line_per_document_in_input_order() -> None:
     first = records[0]
     assert {"article-4", "airspace-violation", "shoot-down"} <= set(first["rules"])
     match = next(m for m in first["matches"] if m["rule"] == "article-4")
-    assert set(match) == {"rule", "severity", "terms", "entities", "snippet"}
+    assert set(match) == {"rule", "severity", "clauses", "terms", "entities", "snippet"}
     assert match["severity"] == "high" and "nato" in match["entities"]
     assert any("article 4" in term for term in match["terms"])
     assert records[-1]["rules"] == []

@@ -22,6 +22,7 @@ from monitor.rules.nodes import (
     ALL_FIELDS,
     AndNode,
     AnyOfNode,
+    ClauseNode,
     CNode,
     DocView,
     Hit,
@@ -32,6 +33,7 @@ from monitor.rules.nodes import (
     PhraseNode,
     RegexNode,
     ScopeNode,
+    SentenceNode,
     TermNode,
 )
 from monitor.text import cut_snippet
@@ -113,6 +115,7 @@ class _Compiler:
         self.terms = terms
         self.gazetteer = gazetteer
         self._entity_nodes: dict[str, AnyOfNode] = {}
+        self._clause_nodes: dict[tuple[str, int], ClauseNode] = {}  # by name and body: one per definition
 
     def alias(self, alias: q.Word | q.Phrase) -> TermNode | PhraseNode:
         if isinstance(alias, q.Word):
@@ -120,13 +123,6 @@ class _Compiler:
         return PhraseNode(tuple(self.terms.add(w) for w in alias.words))
 
     def node(self, ast: q.Node) -> CNode:
-        if isinstance(ast, q.Word | q.Phrase):
-            return self.alias(ast)
-        if isinstance(ast, q.EntityRef):
-            if ast.name not in self._entity_nodes:
-                aliases = [a for e in self.gazetteer.resolve(ast.name) for a in e.aliases]
-                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in aliases])
-            return self._entity_nodes[ast.name]
         if isinstance(ast, q.And):
             return AndNode([self.node(c) for c in ast.children])
         if isinstance(ast, q.Or):
@@ -137,9 +133,28 @@ class _Compiler:
             return NearNode(self.node(ast.left), self.node(ast.right), ast.distance, ast.ordered)
         if isinstance(ast, q.Scope):
             return ScopeNode(FIELDS.index(ast.field), self.node(ast.child))
+        if isinstance(ast, q.Sentence):
+            return SentenceNode(self.node(ast.child), self.necessary(ast.child))
+        if isinstance(ast, q.Clause):
+            key = (ast.name, id(ast.body))
+            if key not in self._clause_nodes:
+                self._clause_nodes[key] = ClauseNode(ast.name, self.node(ast.body))
+            return self._clause_nodes[key]
+        return self._term(ast)
+
+    def _term(self, ast: q.Node) -> CNode:
+        if isinstance(ast, q.Word | q.Phrase):
+            return self.alias(ast)
+        if isinstance(ast, q.EntityRef):
+            if ast.name not in self._entity_nodes:
+                aliases = [a for e in self.gazetteer.resolve(ast.name) for a in e.aliases]
+                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in aliases])
+            return self._entity_nodes[ast.name]
         if isinstance(ast, q.Regex):
             return RegexNode(ast.pattern)
-        return MetaNode(ast.kind, ast.value)
+        if isinstance(ast, q.Meta):
+            return MetaNode(ast.kind, ast.value)
+        raise ValueError(f"{ast!r} was not resolved (rules with $names load through monitor.rules.loader)")
 
     def necessary(self, ast: q.Node) -> frozenset[int] | None:
         """Terms one of which must be present for ``ast`` to hold; None if none must."""
@@ -168,8 +183,10 @@ class _Compiler:
                 if child_set is not None:
                     options.append(child_set)
             return min(options, key=self._cost) if options else None
-        if isinstance(ast, q.Scope):
+        if isinstance(ast, q.Scope | q.Sentence):
             return self.necessary(ast.child)
+        if isinstance(ast, q.Clause):
+            return self.necessary(ast.body)
         return None
 
     def _cost(self, terms: frozenset[int]) -> tuple[int, int]:
@@ -259,9 +276,12 @@ class RuleSet:
         terms = tuple(dict.fromkeys(h.label for h in hits))
         snippet, highlights = self._snippet(view, hits)
         spec = rule.spec
+        clauses: list[str] = []
+        rule.root.clauses(view, rule.scope, clauses)
         return Match(rule=spec.id, severity=spec.severity, title=spec.title, terms=terms,
                      entities=self.entities_in(view, rule.scope), snippet=snippet,
-                     highlights=tuple(highlights), score=score, tags=spec.tags)
+                     highlights=tuple(highlights), score=score, tags=spec.tags,
+                     clauses=tuple(dict.fromkeys(clauses)))
 
     @staticmethod
     def _snippet(view: DocView, hits: list[Hit]) -> tuple[str, list[tuple[int, int]]]:

@@ -8,12 +8,13 @@ candidate rule asks about.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain, compress, count
 from typing import NamedTuple, Protocol, TypeVar
 
+from monitor.rules.regex import compile_regex
+from monitor.rules.sentences import sentence_spans
 from monitor.text import Field
 from monitor.types import Document
 
@@ -41,10 +42,10 @@ class TermLookup(Protocol):
 class DocView:
     """One document as the rules see it: tokens, the terms present, lazily built positions."""
 
-    def __init__(self, terms: TermLookup, doc: Document) -> None:
+    def __init__(self, terms: TermLookup, doc: Document, fields: list[Field] | None = None) -> None:
         self.doc = doc
-        self.fields = [Field.from_raw(doc.title), Field.from_raw(doc.summary),
-                       Field.from_raw(doc.content)]
+        self.fields = fields or [Field.from_raw(doc.title), Field.from_raw(doc.summary),
+                                 Field.from_raw(doc.content)]
         first, second, third = (f.tokens for f in self.fields)
         self.bases = (0, len(first) + GAP, len(first) + len(second) + 2 * GAP)
         self.present, self._matched = terms.present(first + second + third)  # term ids; their tokens
@@ -55,6 +56,27 @@ class DocView:
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
         # Spans of phrases, entities and OR groups, by node and scope (once_per_view).
         self.spans: dict[tuple[int, tuple[int, ...]], list[Span]] = {}
+        self._sentences: dict[int, list[tuple[int, DocView]]] = {}  # see sentences()
+
+    def sentences(self, field: int) -> list[tuple[int, DocView]]:
+        """Each sentence of a field as a view of its own (that field holding the sentence only,
+        the others empty), with the index of its first token in the field. Made once, when a
+        ``sentence:(…)`` first asks."""
+        found = self._sentences.get(field)
+        if found is None:
+            text = self.fields[field].text
+            pieces = [Field(text[start:end]) for start, end in sentence_spans(text)]
+            if sum(len(p.tokens) for p in pieces) != len(self.fields[field].tokens):
+                pieces = [self.fields[field]]  # (cannot happen: a boundary is never inside a token)
+            found, offset = [], 0
+            for piece in pieces:
+                if piece.tokens:
+                    fields = [_EMPTY_FIELD] * 3
+                    fields[field] = piece
+                    found.append((offset, DocView(self._terms, self.doc, fields)))
+                offset += len(piece.tokens)
+            self._sentences[field] = found
+        return found
 
     def tokens_of(self, term: int) -> list[str]:
         """The document's distinct tokens that match ``term``."""
@@ -142,6 +164,7 @@ class DocView:
         return f"{tokens[first]} … {tokens[last]}"
 
 
+_EMPTY_FIELD = Field("")
 N = TypeVar("N", bound="CNode")
 
 
@@ -176,6 +199,11 @@ class CNode:
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         """Append the hits that make this node hold."""
         out.extend(view.hit(span) for span in self.spans(view, scope))
+
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        """Append the names of the clauses that make this node hold (asked of a node that holds,
+        only when a match is built)."""
+        return None
 
 
 class TermNode(CNode):
@@ -257,6 +285,10 @@ class AndNode(CNode):
         for child in self.children:
             child.collect(view, scope, out)
 
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        for child in self.children:
+            child.clauses(view, scope, out)
+
 
 class OrNode(AndNode):
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
@@ -277,6 +309,11 @@ class OrNode(AndNode):
         for child in self.children:
             if child.holds(view, scope):
                 child.collect(view, scope, out)
+
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        for child in self.children:
+            if child.holds(view, scope):
+                child.clauses(view, scope, out)
 
 
 class NotNode(CNode):
@@ -349,6 +386,10 @@ class NearNode(CNode):
             else:
                 out.append(view.hit(span))
 
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        self.left.clauses(view, scope, out)
+        self.right.clauses(view, scope, out)
+
 
 class ScopeNode(CNode):
     def __init__(self, field: int, child: CNode) -> None:
@@ -361,10 +402,13 @@ class ScopeNode(CNode):
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         self.child.collect(view, self.scope, out)
 
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        self.child.clauses(view, self.scope, out)
+
 
 class RegexNode(CNode):
     def __init__(self, pattern: str) -> None:
-        self.pattern = re.compile(pattern)
+        self.pattern = compile_regex(pattern)  # RE2: linear in the text, so no pattern can stall matching
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return any(self.pattern.search(view.fields[i].normalised) for i in scope)
@@ -392,3 +436,53 @@ class MetaNode(CNode):
 
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
         return None
+
+
+class ClauseNode(CNode):
+    """A named clause (``$name``): its body, under a name that matches report.
+
+    One per definition and rule set, shared by every rule that uses it. Its body's methods are
+    bound to it directly, so the name costs nothing while matching."""
+
+    def __init__(self, name: str, child: CNode) -> None:
+        self.name, self.child = name, child
+        self.holds = child.holds  # type: ignore[method-assign]
+        self.spans = child.spans  # type: ignore[method-assign]
+        self.first = child.first  # type: ignore[method-assign]
+        self.collect = child.collect  # type: ignore[method-assign]
+
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        out.append(self.name)
+        self.child.clauses(view, scope, out)
+
+
+class SentenceNode(CNode):
+    """``sentence:(…)``: the child holds in one sentence of a field in scope, read as a document of
+    its own (so a NOT inside reads that sentence only). ``trigger``: terms one of which the
+    child needs, to refuse a document without any at once."""
+
+    def __init__(self, child: CNode, trigger: frozenset[int] | None) -> None:
+        self.child, self.trigger = child, trigger
+
+    def _holding(self, view: DocView, scope: tuple[int, ...]) -> Iterator[tuple[int, int, DocView]]:
+        """(field, first token, view) of each sentence in which the child holds."""
+        if self.trigger is not None and self.trigger.isdisjoint(view.present):
+            return
+        for field in scope:
+            if view.fields[field].tokens:
+                for offset, sentence in view.sentences(field):
+                    if self.child.holds(sentence, ALL_FIELDS):
+                        yield field, offset, sentence
+
+    def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
+        return next(self._holding(view, scope), None) is not None
+
+    def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
+        for field, offset, sentence in self._holding(view, scope):
+            hits: list[Hit] = []
+            self.child.collect(sentence, ALL_FIELDS, hits)
+            out.extend(Hit(field, hit.first + offset, hit.last + offset, hit.label) for hit in hits)
+
+    def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
+        for _, _, sentence in self._holding(view, scope):
+            self.child.clauses(sentence, ALL_FIELDS, out)

@@ -6,8 +6,8 @@ Pure. Grammar, loosest binding first (NOT > NEAR > AND > OR)::
     and    := near (("AND" | "AND NOT" | "NOT") near)*
     near   := unary ("NEAR/n" | "NEAR/nf") unary)*
     unary  := "NOT" unary | primary
-    primary:= "(" or ")" | FIELD ":" primary | word | word* | "phrase" | @entity
-            | /regex/ | feed:name | tag:name
+    primary:= "(" or ")" | FIELD ":" primary | "sentence:" primary | word | word* | "phrase"
+            | @entity | $clause | /regex/ | feed:name | tag:name
 
 Operators are upper case; ``and``, ``or``, ``near`` are ordinary words. Every
 error is a QueryError with the 1-based column where the problem starts.
@@ -25,6 +25,7 @@ from monitor.types import FIELDS
 MAX_NEAR = 100
 _NEAR_RE = re.compile(r"^NEAR/(\d+)(f?)$")
 _ENTITY_RE = re.compile(r"@([a-z0-9][a-z0-9-]*)")
+_REF_RE = re.compile(r"\$([a-z0-9][a-z0-9-]*)")
 _META_VALUE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _WORD_END = set(' \t\r\n()"')
 
@@ -104,13 +105,40 @@ class Scope:
     column: int
 
 
-Node = Word | Phrase | EntityRef | Regex | Meta | Not | And | Or | Near | Scope
+@dataclass(frozen=True)
+class Sentence:
+    """``sentence:(…)``: the child holds in one sentence, read alone (NOT inside it included)."""
+
+    child: Node
+    column: int
+
+
+@dataclass(frozen=True)
+class Ref:
+    """``$name`` as parsed: a named clause not looked up yet (the loader resolves it)."""
+
+    name: str
+    column: int
+
+
+@dataclass(frozen=True)
+class Clause:
+    """``$name`` resolved: the definition's tree, shared by every use of the name."""
+
+    name: str
+    body: Node
+    column: int
+
+
+Node = Word | Phrase | EntityRef | Regex | Meta | Not | And | Or | Near | Scope | Sentence | Ref | Clause
 
 
 def is_positional(node: Node) -> bool:
-    """Whether the node has token positions, so NEAR can take it."""
-    if isinstance(node, Word | Phrase | EntityRef | Near):
+    """Whether the node has token positions, so NEAR can take it (an unresolved ``$name`` may)."""
+    if isinstance(node, Word | Phrase | EntityRef | Near | Ref):
         return True
+    if isinstance(node, Clause):
+        return is_positional(node.body)
     if isinstance(node, Or):
         return all(is_positional(child) for child in node.children)
     return False
@@ -120,7 +148,7 @@ def is_positional(node: Node) -> bool:
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # LPAREN RPAREN AND OR NOT NEAR FIELD TERM
+    kind: str  # LPAREN RPAREN AND OR NOT NEAR FIELD SENTENCE TERM
     text: str
     column: int
     node: Node | None = None
@@ -171,8 +199,8 @@ def _word_token(word: str, column: int) -> list[Token]:
         raise QueryError(column, f"malformed proximity operator {word!r}",
                          "write NEAR/5 (either order) or NEAR/5f (left before right)")
     name, colon, rest = word.partition(":")
-    if colon and name in FIELDS:
-        tokens = [Token("FIELD", name, column)]
+    if colon and (name in FIELDS or name == "sentence"):
+        tokens = [Token("FIELD" if name in FIELDS else "SENTENCE", name, column)]
         if rest:
             tokens.extend(_word_token(rest, column + len(name) + 1))
         return tokens
@@ -223,6 +251,13 @@ def lex(query: str) -> list[Token]:
                                  "entity ids are lower case letters, digits and '-'")
             tokens.append(Token("TERM", match.group(0), column,
                                 node=EntityRef(match.group(1), column)))
+            i = match.end()
+        elif char == "$":
+            match = _REF_RE.match(query, i)
+            if not match:
+                raise QueryError(column, "expected a clause name after '$'",
+                                 "clause names are lower case letters, digits and '-', as in $downed-drone")
+            tokens.append(Token("TERM", match.group(0), column, node=Ref(match.group(1), column)))
             i = match.end()
         else:
             end = i
@@ -299,7 +334,7 @@ class _Parser:
                     raise QueryError(token.column, f"the {side} side of {token.text} is not a "
                                      "word, phrase, @entity or (… OR …) group",
                                      "NEAR measures distance between terms; move AND, NOT, "
-                                     "field scopes and /regex/ outside it")
+                                     "field and sentence scopes and /regex/ outside it")
             node = Near(node, right, token.distance, token.ordered, token.column)
         return node
 
@@ -332,6 +367,9 @@ class _Parser:
         if token.kind == "FIELD":
             self.next()
             return Scope(token.text, self.parse_primary(f"{token.text}:"), token.column)
+        if token.kind == "SENTENCE":
+            self.next()
+            return Sentence(self.parse_primary("sentence:"), token.column)
         raise QueryError(token.column, f"expected a term{where}, found {token.text!r}")
 
 
@@ -340,17 +378,19 @@ def parse(query: str) -> Node:
     return _Parser(query).parse()
 
 
-def walk(node: Node) -> list[Node]:
-    """Every node of the tree, parents before children."""
+def walk(node: Node, clauses: bool = True) -> list[Node]:
+    """Every node of the tree, parents before children; into clause bodies unless ``clauses`` is false."""
     out: list[Node] = [node]
     if isinstance(node, And | Or):
         for child in node.children:
-            out.extend(walk(child))
-    elif isinstance(node, Not | Scope):
-        out.extend(walk(node.child))
+            out.extend(walk(child, clauses))
+    elif isinstance(node, Not | Scope | Sentence):
+        out.extend(walk(node.child, clauses))
+    elif isinstance(node, Clause) and clauses:
+        out.extend(walk(node.body, clauses))
     elif isinstance(node, Near):
-        out.extend(walk(node.left))
-        out.extend(walk(node.right))
+        out.extend(walk(node.left, clauses))
+        out.extend(walk(node.right, clauses))
     elif isinstance(node, Phrase):
         out.extend(node.words)
     return out

@@ -1,0 +1,226 @@
+"""Which story an item belongs to: a pure, deterministic decision over the candidates in a window.
+
+Pure: no I/O, no clock. ``StoryIndex`` holds the signatures of the items seen in the window
+(``[stories] window``, default 96 h), each with its story id; ``assign`` decides, in order:
+
+1. exact copy: the same guid, canonical URL or normalised title as a candidate;
+2. near-duplicate: MinHash LSH over word shingles, estimated Jaccard >= ``near_duplicate``;
+3. same event: ``(1 - w) * cosine + w * entity Jaccard >= same_event``, where cosine is that of
+   the hashed title+lead words and the entity Jaccard is that of the gazetteer entities the rules
+   found (language-neutral, so a report in another language can join);
+4. else a new story.
+
+The answer depends only on the set of candidates, never on the order they were added: at each
+step the best score wins and a tie goes to the lowest story id. So daemons that see the same
+candidates (from one store) make the same decision. (Thresholds: see DEFAULT_THRESHOLDS and
+bench/stories_eval.py, which measures them on labelled syndication.)
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from monitor.stories.publisher import publisher_of
+from monitor.stories.signature import NUM_PERM, Signature, cosine, decode, encode, new_minhash, signature
+
+if TYPE_CHECKING:
+    from datasketch import MinHashLSH
+
+__all__ = ["DEFAULT_THRESHOLDS", "REASONS", "Assignment", "Signature", "StoryIndex", "Thresholds", "decode",
+           "encode", "publisher_of", "signature"]
+
+_K = TypeVar("_K")
+REASONS = ("guid", "url", "title", "near-duplicate", "same-event", "new")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When an item joins a candidate's story.
+
+    ``near_duplicate``: estimated Jaccard of word shingles (MinHash LSH is built for it).
+    ``same_event``: least combined score ``(1 - entity_weight) * cosine + entity_weight * J``,
+    J the Jaccard of the entity sets (0 when either has none).
+    ``max_postings``: a word or entity carried by more candidates than this is too common to
+    find candidates by (like a stop word); the others still find them, and scores use all words.
+    """
+
+    near_duplicate: float = 0.8
+    same_event: float = 0.45
+    entity_weight: float = 0.3
+    max_postings: int = 256
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The story an item joins (None: a new one), why (one of REASONS), and the score that decided
+    (1.0 for an exact copy; for ``new``, the best score seen, below the thresholds)."""
+
+    story_id: int | None
+    reason: str
+    score: float
+
+
+@dataclass(frozen=True)
+class _Entry:
+    story_id: int
+    sig: Signature
+
+
+class StoryIndex:
+    """The signatures of the window's items, each with its story; ``assign`` reads, never writes.
+
+    ``add`` what ``assign`` decided (or what the store holds), ``prune(now)`` to drop what left
+    the window: the index holds the window's items, no more.
+    """
+
+    def __init__(self, window_seconds: float, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
+        self.window = timedelta(seconds=window_seconds)
+        self.thresholds = thresholds
+        self._entries: dict[int, _Entry] = {}
+        self._exact: tuple[dict[str, set[int]], ...] = ({}, {}, {})  # guid, url, title -> slots
+        self._words: dict[int, set[int]] = {}
+        self._entities: dict[str, set[int]] = {}
+        self._lsh: MinHashLSH | None = None
+        self._hashvalues: dict[int, Any] = {}  # slot -> MinHash values (numpy), for the Jaccard estimate
+        self._expiry: list[tuple[datetime, int]] = []  # (seen_at, slot), a heap
+        self._next_slot = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, story_id: int, sig: Signature) -> None:
+        """Index ``sig`` as an item of story ``story_id``."""
+        slot = self._next_slot
+        self._next_slot += 1
+        self._entries[slot] = _Entry(story_id, sig)
+        for table, key in zip(self._exact, _exact_keys(sig), strict=True):
+            if key:
+                table.setdefault(key, set()).add(slot)
+        for index, _ in sig.features:
+            self._words.setdefault(index, set()).add(slot)
+        for entity in sig.entities:
+            self._entities.setdefault(entity, set()).add(slot)
+        if sig.minhash:
+            minhash = new_minhash(sig.minhash)
+            self._lsh_index().insert(slot, minhash, check_duplication=False)
+            self._hashvalues[slot] = minhash.hashvalues
+        heapq.heappush(self._expiry, (sig.seen_at, slot))
+
+    def prune(self, now: datetime) -> int:
+        """Drop the signatures seen before ``now - window``; how many were dropped."""
+        cutoff = now - self.window
+        dropped = 0
+        while self._expiry and self._expiry[0][0] < cutoff:
+            _, slot = heapq.heappop(self._expiry)
+            self._remove(slot)
+            dropped += 1
+        return dropped
+
+    def assign(self, sig: Signature) -> Assignment:
+        """The story ``sig`` belongs to, decided over the candidates within the window of it."""
+        for reason, table, key in zip(REASONS[:3], self._exact, _exact_keys(sig), strict=True):
+            story = self._lowest_story(table.get(key, ()) if key else (), sig.seen_at)
+            if story is not None:
+                return Assignment(story, reason, 1.0)
+        near = self._near_duplicate(sig)
+        if near is not None:
+            return near
+        return self._same_event(sig)
+
+    def _live(self, slot: int, seen_at: datetime) -> bool:
+        # Candidates older than the window of the item are out even before prune drops them.
+        return self._entries[slot].sig.seen_at >= seen_at - self.window
+
+    def _lowest_story(self, slots: Iterable[int], seen_at: datetime) -> int | None:
+        stories = [self._entries[slot].story_id for slot in slots if self._live(slot, seen_at)]
+        return min(stories) if stories else None
+
+    def _near_duplicate(self, sig: Signature) -> Assignment | None:
+        if not sig.minhash or self._lsh is None:
+            return None
+        import numpy as np
+
+        query = new_minhash(sig.minhash)
+        best: tuple[float, int] | None = None  # (-jaccard, story): the least is the best
+        for slot in self._lsh.query(query):
+            if not self._live(slot, sig.seen_at):
+                continue
+            jaccard = int(np.count_nonzero(self._hashvalues[slot] == query.hashvalues)) / NUM_PERM
+            if jaccard >= self.thresholds.near_duplicate:
+                candidate = (-jaccard, self._entries[slot].story_id)
+                best = candidate if best is None else min(best, candidate)
+        return None if best is None else Assignment(best[1], "near-duplicate", -best[0])
+
+    def _candidates(self, sig: Signature) -> set[int]:
+        """Slots that share with ``sig`` a word or an entity carried by few enough candidates."""
+        limit = self.thresholds.max_postings
+        found: set[int] = set()
+        for postings in (*(self._words.get(i) for i, _ in sig.features),
+                         *(self._entities.get(e) for e in sig.entities)):
+            if postings is not None and len(postings) <= limit:
+                found |= postings
+        return found
+
+    def _same_event(self, sig: Signature) -> Assignment:
+        words = dict(sig.features)
+        weight = self.thresholds.entity_weight
+        best = (0.0, 0)  # (-score, story)
+        for slot in self._candidates(sig):
+            entry = self._entries[slot]
+            if not self._live(slot, sig.seen_at):
+                continue
+            score = (1 - weight) * cosine(entry.sig.features, words) + weight * _jaccard(sig.entities,
+                                                                                     entry.sig.entities)
+            best = min(best, (-score, entry.story_id))
+        score = 0.0 - best[0]  # never -0.0
+        if score >= self.thresholds.same_event and score > 0:
+            return Assignment(best[1], "same-event", score)
+        return Assignment(None, "new", score)
+
+    def _lsh_index(self) -> MinHashLSH:
+        if self._lsh is None:
+            from datasketch import MinHashLSH
+
+            self._lsh = MinHashLSH(threshold=self.thresholds.near_duplicate, num_perm=NUM_PERM)
+        return self._lsh
+
+    def _remove(self, slot: int) -> None:
+        entry = self._entries.pop(slot)
+        sig = entry.sig
+        for table, key in zip(self._exact, _exact_keys(sig), strict=True):
+            if key:
+                _discard(table, key, slot)
+        for index, _ in sig.features:
+            _discard(self._words, index, slot)
+        for entity in sig.entities:
+            _discard(self._entities, entity, slot)
+        if slot in self._hashvalues:
+            del self._hashvalues[slot]
+            assert self._lsh is not None
+            self._lsh.remove(slot)
+
+
+def _exact_keys(sig: Signature) -> tuple[str, str, str]:
+    return sig.guid, sig.url_key, sig.title_key
+
+
+def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
+    if not left or not right:
+        return 0.0
+    shared = len(left & right)
+    return shared / (len(left) + len(right) - shared)
+
+
+def _discard(table: dict[_K, set[int]], key: _K, slot: int) -> None:
+    slots = table.get(key)
+    if slots is not None:
+        slots.discard(slot)
+        if not slots:
+            del table[key]

@@ -112,17 +112,23 @@ def feeds_list(config_path: str | None, fmt: str, out: TextIO) -> int:
     return emit(rows, ["name", "url", "interval", "tags"], fmt, out)
 
 
-def feeds_status(config_path: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
-    with _opened(config) as store:
-        stored = {row["name"]: row for row in store.feeds()}
+def feed_status_rows(config: Config, stored: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``feeds status`` rows: each configured feed with its stored state (the web API's too)."""
+    by_name = {row["name"]: row for row in stored}
     rows = []
     for spec in config.feeds:
-        row = stored.get(spec.name, {})
+        row = by_name.get(spec.name, {})
         rows.append({"name": spec.name, "url": spec.display_url, "status": row.get("status", "never"),
                      "items": row.get("items", 0), "last_polled_at": row.get("last_polled_at"),
                      "next_poll_at": row.get("next_poll_at"), "last_error": row.get("last_error"),
                      "consecutive_failures": row.get("consecutive_failures", 0)})
+    return rows
+
+
+def feeds_status(config_path: str | None, fmt: str, out: TextIO) -> int:
+    config = load_file(config_path)
+    with _opened(config) as store:
+        rows = feed_status_rows(config, store.feeds())
     return emit(rows, ["name", "status", "items", "last_polled_at", "next_poll_at", "consecutive_failures",
                        "last_error"], fmt, out)
 

@@ -154,6 +154,7 @@ class Config:
     channels: tuple[ChannelSpec, ...] = ()
     delivery: DeliverySettings = DeliverySettings()
     web_listen: str = ""
+    web_token: Secret | None = field(default=None, repr=False)
 
     @property
     def display_database(self) -> str:
@@ -487,6 +488,27 @@ def _delivery(reader: _Reader, data: Mapping[str, Any]) -> DeliverySettings:
         max_backoff=reader.convert(data, ("delivery", None, "max_backoff"), parse_duration, 3600.0))
 
 
+def _web(reader: _Reader, data: Mapping[str, Any]) -> tuple[str, Secret | None]:
+    """``listen`` and the dashboard's ``token``, which must come from the environment."""
+    reader.table(data, ("web", None, None), {"listen", "token"})
+    listen = reader.get(data, ("web", None, "listen"), str, "")
+    if listen:
+        _, _, port = listen.rpartition(":")
+        if not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise reader.fail(("web", None, "listen"), f"{listen!r} is not host:port",
+                              'write it like "127.0.0.1:9464" (loopback) or ":9464"')
+    token = reader.get(data, ("web", None, "token"), str, None)
+    if token is None:
+        return listen, None
+    if not isinstance(token, Secret):
+        raise reader.fail(("web", None, "token"), "the token must come from the environment, not the file",
+                          'write token = "${CRISIS_MONITOR_WEB_TOKEN}" and export that variable')
+    if len(token.reveal()) < 16 or any(c.isspace() for c in token.reveal()):
+        raise reader.fail(("web", None, "token"), "the token must be at least 16 characters, without spaces",
+                          "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
+    return listen, token
+
+
 def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
     """The Config in ``text`` (read from ``path``, whose folder anchors relative paths)."""
     try:
@@ -506,14 +528,13 @@ def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
     for key, section in sections.items():
         if not isinstance(section, dict):
             raise reader.fail((key, None, None), "must be a table", f"write it as [{key}]")
-    reader.table(sections["web"], ("web", None, None), {"listen"})
-    listen = reader.get(sections["web"], ("web", None, "listen"), str, "")
+    listen, token = _web(reader, sections["web"])
     channels = _channels(reader, _array(reader, data, "channels"), base)
     if not channels:
         channels = (ChannelSpec("console", "console"),)
     return Config(path=path, http=_http(reader, sections["http"]), delivery=_delivery(reader, sections["delivery"]),
                   feeds=_feeds(reader, _array(reader, data, "feeds")), channels=channels,
-                  web_listen=listen, **_monitor(reader, sections["monitor"], base))
+                  web_listen=listen, web_token=token, **_monitor(reader, sections["monitor"], base))
 
 
 def find_config(explicit: str | None, env: Mapping[str, str]) -> Path:

@@ -36,7 +36,9 @@ from monitor.sdnotify import SystemdNotifier
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
 from monitor.types import FEED_STATUSES
-from monitor.web import WebServer
+from monitor.web.app import build_app
+from monitor.web.context import WebContext
+from monitor.web.server import WebServer, split_listen
 from monitor.workers import WorkerPool
 
 log = logging.getLogger("monitor.daemon")
@@ -46,6 +48,8 @@ WATCH_EVERY = 2.0
 RESTART_KEYS = {"database": "[monitor] database", "parse_workers": "[monitor] parse_workers",
                 "http": "[http]", "web_listen": "[web] listen"}
 DISPATCH_EVERY = 5.0
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+GRACEFUL_WEB = 3.0  # seconds a web request in flight gets at stop
 
 
 def load_active(config: Config) -> ActiveRules:
@@ -139,9 +143,8 @@ class Daemon:
                      asyncio.create_task(self._watchdog())]
             await self.stopping.wait()
             self.systemd.stopping()
-            if web is not None:
-                await web.close()
-            await self._stop(tasks)
+            # The web server winds down (in min(stop_timeout, 3 s) + 1 s) while polls in flight finish.
+            await asyncio.gather(*([web.close()] if web is not None else []), self._stop(tasks))
         self.systemd.close()
         log.info("stopped", extra={"event": "stop"})
         return 0
@@ -181,13 +184,20 @@ class Daemon:
     async def _start_web(self, config: Config) -> WebServer | None:
         if not config.web_listen:
             return None
-        web = WebServer(config.web_listen, self.healthy, self.refresh_metrics)
+        ctx = WebContext(store=self.runtime.store, config=lambda: self.runtime.config,
+                         active=lambda: self.runtime.active, healthy=self.healthy,
+                         refresh_metrics=self.refresh_metrics, clock=self.runtime.clock,
+                         wake_dispatcher=self.wake_dispatcher.set)
+        web = WebServer(config.web_listen, build_app(ctx), graceful=min(config.stop_timeout, GRACEFUL_WEB))
         try:
             await web.start()
         except OSError as error:
             raise ConfigError(f"{config.path}: web.listen: cannot listen on {config.web_listen}: {error.strerror}",
                               "use a free port, or remove [web] listen") from None
         self.web = web
+        if split_listen(config.web_listen)[0] not in LOOPBACK and config.web_token is None:
+            log.warning("the dashboard on %s is open to the network without a token: set [web] token, or listen "
+                        "on 127.0.0.1 and reach it through an SSH tunnel", config.web_listen)
         return web
 
     # --- jobs --------------------------------------------------------------------------------

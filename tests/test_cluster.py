@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.rules.engine import RuleSet
 from monitor.stories import publisher as publisher_module
 from monitor.stories.cluster import (
     Assignment,
@@ -22,7 +24,9 @@ from monitor.stories.cluster import (
     publisher_of,
     signature,
 )
+from monitor.stories.evaluate import Labelled, alerts, bcubed, cluster, labelled_items, signatures
 from monitor.types import Document
+from tests.conftest import DATA
 
 T0 = datetime(2025, 9, 19, 9, 0, tzinfo=UTC)
 WINDOW = 96 * 3600.0
@@ -219,3 +223,69 @@ def test_the_public_suffix_list_is_read_offline(no_network: None, tmp_path: Path
     assert publisher_of("https://news.bbc.co.uk/x") == "bbc.co.uk"
     assert publisher_of("https://www.lrt.lt/naujienos") == "lrt.lt"
     assert not (tmp_path / "nowhere").exists()  # nothing was cached either
+
+
+# The labelled set: real-looking syndication (tests/data/stories_eval.yaml, measured by bench/stories_eval.py).
+
+@pytest.fixture(scope="module")
+def labelled(rule_set: RuleSet) -> dict[str, list[Labelled]]:
+    items = labelled_items(yaml.safe_load((DATA / "stories_eval.yaml").read_text(encoding="utf-8")), rule_set)
+    return {half: [item for item in items if item.half == half] for half in ("tune", "held-out")}
+
+
+def _stories(part: list[Labelled]) -> list[int]:
+    return cluster(signatures(part), WINDOW)
+
+
+def test_the_labelled_set_is_what_it_says(labelled: dict[str, list[Labelled]]) -> None:
+    everything = [item for part in labelled.values() for item in part]
+    assert len(everything) >= 250 and len({item.event for item in everything}) >= 40
+    assert not {i.event for i in labelled["tune"]} & {i.event for i in labelled["held-out"]}
+
+
+def test_quality_floor_on_the_tune_half(labelled: dict[str, list[Labelled]]) -> None:
+    part = labelled["tune"]
+    scores = bcubed([item.event for item in part], _stories(part))
+    assert scores.precision >= 0.9 and scores.recall >= 0.9, scores
+
+
+@pytest.mark.xfail(strict=True, reason="measured B-cubed P 0.918, R 0.810 on the held-out half: reports in other "
+                   "languages that share few gazetteer entities stay apart, and Petrobaltic joins Estonia's story")
+def test_quality_floor_on_the_held_out_half(labelled: dict[str, list[Labelled]]) -> None:
+    part = labelled["held-out"]
+    scores = bcubed([item.event for item in part], _stories(part))
+    assert scores.precision >= 0.9 and scores.recall >= 0.9, scores
+
+
+_KNOWN_MERGES = pytest.mark.xfail(strict=True, reason="merged: same night or same day, and the text names the other")
+
+
+@pytest.mark.parametrize(("half", "one", "other"), [
+    ("tune", "pl-drones-shot-down-0910", "pl-drone-hrubieszow-0912"),  # drones into Poland, two days apart
+    ("tune", "pl-drones-shot-down-0910", "pl-drone-lublin-0917"),  # ... and a week apart
+    ("tune", "pl-drones-shot-down-0910", "ua-west-attack-0910"),  # the same night, the same drones' attack
+    ("tune", "dk-copenhagen-airport-0922", "dk-aalborg-airport-0925"),  # Danish airports, two days apart
+    ("tune", "lavrov-real-war-0925", "meshkov-it-will-be-war-0926"),  # two Russian war threats, a day apart
+    ("tune", "nato-eastern-sentry-0912", "uk-typhoons-poland-0915"),
+    pytest.param("tune", "dk-copenhagen-airport-0922", "no-oslo-airport-0923", marks=_KNOWN_MERGES),
+    ("held-out", "lt-article4-request-1006", "lv-article4-request-1007"),  # Article 4 by two states, a day apart
+    ("held-out", "ee-mig31-incursion-0919", "ee-budget-0919"),  # Estonia, one day
+    ("held-out", "trump-shoot-down-0923", "sikorski-un-shoot-it-down-0922"),
+    ("held-out", "ee-mig31-incursion-0919", "nac-article4-estonia-0923"),
+    pytest.param("held-out", "ee-mig31-incursion-0919", "pl-petrobaltic-overflight-0919", marks=_KNOWN_MERGES),
+])
+def test_different_events_that_share_a_rule_and_entities_stay_apart(
+        labelled: dict[str, list[Labelled]], half: str, one: str, other: str) -> None:
+    part = labelled[half]
+    events_of: dict[int, set[str]] = {}
+    for item, story in zip(part, _stories(part), strict=True):
+        events_of.setdefault(story, set()).add(item.event)
+    assert not [story for story, events in events_of.items() if {one, other} <= events]
+
+
+def test_clustering_saves_alerts_on_the_labelled_set(labelled: dict[str, list[Labelled]]) -> None:
+    part = labelled["tune"] + labelled["held-out"]
+    part.sort(key=lambda item: item.seen_at)
+    before, after = alerts(part, _stories(part))
+    events = len({item.event for item in part if item.rules})
+    assert before > 5 * events and after < 3 * events

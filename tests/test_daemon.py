@@ -244,12 +244,21 @@ def test_health_and_metrics_endpoint_and_json_logs(feed_server: FeedServer, tmp_
         assert daemon.stop() == 0
 
 
-def test_health_says_503_when_the_database_does_not_answer() -> None:
+def test_health_says_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
     import asyncio
     import urllib.error
     import urllib.request
 
-    from monitor.web import WebServer
+    from monitor.config import load
+    from monitor.daemon import load_active
+    from monitor.store.repo import Store
+    from monitor.web.app import build_app
+    from monitor.web.context import WebContext
+    from monitor.web.server import WebServer
+
+    text = f'[monitor]\nrules = "{ROOT / "rules"}"\ndatabase = "sqlite:///{tmp_path / "m.db"}"\n'
+    config = load(text, tmp_path / "config.toml", {})
+    active = load_active(config)
 
     async def scenario() -> list[int]:
         async def broken() -> bool:
@@ -259,20 +268,21 @@ def test_health_says_503_when_the_database_does_not_answer() -> None:
             await asyncio.sleep(10)
             return True
 
-        async def nothing() -> None:
-            return None
-
         codes = []
+        store = Store(config.database)
         for check in (broken, slow):
-            web = WebServer("127.0.0.1:0", check, nothing)
+            ctx = WebContext(store=store, config=lambda: config, active=lambda: active, healthy=check)
+            web = WebServer("127.0.0.1:0", build_app(ctx))
             await web.start()
             try:
                 await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{web.port}/healthz", None, 5)
             except urllib.error.HTTPError as error:
                 codes.append(error.code)
+                assert error.read() == b"database not answering\n"
                 error.close()
             finally:
                 await web.close()
+        store.close()
         return codes
 
     assert asyncio.run(scenario()) == [503, 503]

@@ -34,7 +34,16 @@ def _initial(connection: Connection) -> None:
     metadata.create_all(connection)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial}
+def _dashboard_indexes(connection: Connection) -> None:
+    """Indexes for the dashboard (issue 16), so its pages cost the same however large the store:
+    a rule's newest matches and its matches per day read one range of (rule, created_at); the
+    outbox's dead and pending deliveries, newest first, one range of (status, created_at)."""
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_matches_rule_created ON matches (rule, created_at)"))
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_deliveries_status_created "
+                            "ON deliveries (status, created_at)"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

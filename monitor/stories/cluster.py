@@ -5,9 +5,10 @@ Pure: no I/O, no clock. ``StoryIndex`` holds the signatures of the items seen in
 
 1. exact copy: the same guid, canonical URL or normalised title as a candidate;
 2. near-duplicate: MinHash LSH over word shingles, estimated Jaccard >= ``near_duplicate``;
-3. same event: ``(1 - w) * cosine + w * entity Jaccard >= same_event``, where cosine is that of
-   the hashed title+lead words and the entity Jaccard is that of the gazetteer entities the rules
-   found (language-neutral, so a report in another language can join);
+3. same event: ``((1 - w) * cosine + w * entity Jaccard) * 0.5 ** (hours apart / half-life) >=
+   same_event``, where cosine is that of the hashed title+lead words and the entity Jaccard is that
+   of the gazetteer entities the rules found (language-neutral, so a report in another language can
+   join);
 4. else a new story.
 
 The answer depends only on the set of candidates, never on the order they were added: at each
@@ -19,13 +20,24 @@ bench/stories_eval.py, which measures them on labelled syndication.)
 from __future__ import annotations
 
 import heapq
+import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.stories.publisher import publisher_of
-from monitor.stories.signature import NUM_PERM, Signature, cosine, decode, encode, new_minhash, signature
+from monitor.stories.signature import (
+    NUM_PERM,
+    Signature,
+    decode,
+    dot,
+    encode,
+    signature,
+    split_features,
+    stored_minhash,
+)
 
 if TYPE_CHECKING:
     from datasketch import MinHashLSH
@@ -43,15 +55,21 @@ class Thresholds:
 
     ``near_duplicate``: estimated Jaccard of word shingles (MinHash LSH is built for it).
     ``same_event``: least combined score ``(1 - entity_weight) * cosine + entity_weight * J``,
-    J the Jaccard of the entity sets (0 when either has none).
+    J the Jaccard of the entity sets (the cosine alone when either has none), times ``0.5 ** (dt / half_life)`` for
+    items ``dt`` seconds apart: reports of one event come close together, and a later event of the same
+    kind (drones over Poland again two days on) reads much like it.
     ``max_postings``: a word or entity carried by more candidates than this is too common to
     find candidates by (like a stop word); the others still find them, and scores use all words.
+    ``max_candidates``: at most this many candidates are scored, those sharing the most such words and
+    entities (they bound the cost of an item when the window is full of news alike).
     """
 
     near_duplicate: float = 0.8
-    same_event: float = 0.45
-    entity_weight: float = 0.3
+    same_event: float = 0.4
+    entity_weight: float = 0.7
+    half_life: float = 24 * 3600.0
     max_postings: int = 256
+    max_candidates: int = 100
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -71,6 +89,8 @@ class Assignment:
 class _Entry:
     story_id: int
     sig: Signature
+    indices: tuple[int, ...]  # sig.features split, for dot
+    weights: tuple[float, ...]
 
 
 class StoryIndex:
@@ -99,7 +119,7 @@ class StoryIndex:
         """Index ``sig`` as an item of story ``story_id``."""
         slot = self._next_slot
         self._next_slot += 1
-        self._entries[slot] = _Entry(story_id, sig)
+        self._entries[slot] = _Entry(story_id, sig, *split_features(sig.features))
         for table, key in zip(self._exact, _exact_keys(sig), strict=True):
             if key:
                 table.setdefault(key, set()).add(slot)
@@ -108,7 +128,7 @@ class StoryIndex:
         for entity in sig.entities:
             self._entities.setdefault(entity, set()).add(slot)
         if sig.minhash:
-            minhash = new_minhash(sig.minhash)
+            minhash = stored_minhash(sig.minhash)
             self._lsh_index().insert(slot, minhash, check_duplication=False)
             self._hashvalues[slot] = minhash.hashvalues
         heapq.heappush(self._expiry, (sig.seen_at, slot))
@@ -147,7 +167,7 @@ class StoryIndex:
             return None
         import numpy as np
 
-        query = new_minhash(sig.minhash)
+        query = stored_minhash(sig.minhash)
         best: tuple[float, int] | None = None  # (-jaccard, story): the least is the best
         for slot in self._lsh.query(query):
             if not self._live(slot, sig.seen_at):
@@ -158,27 +178,42 @@ class StoryIndex:
                 best = candidate if best is None else min(best, candidate)
         return None if best is None else Assignment(best[1], "near-duplicate", -best[0])
 
-    def _candidates(self, sig: Signature) -> set[int]:
-        """Slots that share with ``sig`` a word or an entity carried by few enough candidates."""
+    def _candidates(self, sig: Signature) -> list[int]:
+        """Slots that share with ``sig`` words or entities carried by few enough candidates: at most
+        ``max_candidates`` of them, those that share the most.
+
+        Ties are broken by what the candidates hold, never by the order they were added in.
+        """
         limit = self.thresholds.max_postings
-        found: set[int] = set()
+        shared: Counter[int] = Counter()
         for postings in (*(self._words.get(i) for i, _ in sig.features),
                          *(self._entities.get(e) for e in sig.entities)):
             if postings is not None and len(postings) <= limit:
-                found |= postings
-        return found
+                shared.update(postings)
+        if len(shared) <= self.thresholds.max_candidates:
+            return list(shared)
+        entries = self._entries
+
+        def rank(slot: int) -> tuple[int, int, datetime, str, str]:
+            entry = entries[slot]
+            return -shared[slot], entry.story_id, entry.sig.seen_at, entry.sig.url_key, entry.sig.guid
+
+        return heapq.nsmallest(self.thresholds.max_candidates, shared, key=rank)
 
     def _same_event(self, sig: Signature) -> Assignment:
         words = dict(sig.features)
-        weight = self.thresholds.entity_weight
+        weight, half_life = self.thresholds.entity_weight, self.thresholds.half_life
+        # Farther apart than this, even identical items score below the threshold.
+        reach = timedelta(seconds=half_life * math.log2(1 / self.thresholds.same_event)) \
+            if 0 < self.thresholds.same_event < 1 else self.window
         best = (0.0, 0)  # (-score, story)
         for slot in self._candidates(sig):
             entry = self._entries[slot]
-            if not self._live(slot, sig.seen_at):
+            if abs(sig.seen_at - entry.sig.seen_at) > reach or not self._live(slot, sig.seen_at):
                 continue
-            score = (1 - weight) * cosine(entry.sig.features, words) + weight * _jaccard(sig.entities,
-                                                                                     entry.sig.entities)
-            best = min(best, (-score, entry.story_id))
+            similar = _similarity(entry, sig.entities, words, weight)
+            apart = abs((sig.seen_at - entry.sig.seen_at).total_seconds())
+            best = min(best, (-similar * 0.5 ** (apart / half_life), entry.story_id))
         score = 0.0 - best[0]  # never -0.0
         if score >= self.thresholds.same_event and score > 0:
             return Assignment(best[1], "same-event", score)
@@ -211,11 +246,15 @@ def _exact_keys(sig: Signature) -> tuple[str, str, str]:
     return sig.guid, sig.url_key, sig.title_key
 
 
-def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
-    if not left or not right:
-        return 0.0
-    shared = len(left & right)
-    return shared / (len(left) + len(right) - shared)
+def _similarity(candidate: _Entry, entities: frozenset[str], words: dict[int, float], weight: float) -> float:
+    """``(1 - weight) * cosine + weight * entity Jaccard``; the cosine alone when either item has no
+    entities (news outside the gazetteer's world, which entities can neither join nor part)."""
+    similar = dot(candidate.indices, candidate.weights, words)
+    theirs = candidate.sig.entities
+    if not entities or not theirs:
+        return similar
+    shared = len(entities & theirs)
+    return (1 - weight) * similar + weight * shared / (len(entities) + len(theirs) - shared)
 
 
 def _discard(table: dict[_K, set[int]], key: _K, slot: int) -> None:

@@ -21,8 +21,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from hashlib import blake2b
+from itertools import chain, repeat
+from operator import mul
 from typing import TYPE_CHECKING, Any
 
 from monitor.dedupe import canonical_url
@@ -30,7 +32,7 @@ from monitor.text import readable_text, token_form
 from monitor.types import Document, iso
 
 if TYPE_CHECKING:
-    from datasketch import MinHash
+    from datasketch import LeanMinHash, MinHash
 
 NUM_PERM = 128  # MinHash permutations: the LSH bands are cut from these
 MINHASH_SEED = 20250919  # fixed: every daemon must draw the same permutations
@@ -40,13 +42,14 @@ LEAD_TOKENS = 60  # tokens of the lead that go into the features beside the titl
 TITLE_WEIGHT = 2  # a title word counts as this many lead words
 N_FEATURES = 1 << 20  # hashed feature space (the hashing trick, as scikit-learn's HashingVectorizer)
 MIN_TITLE_TOKENS = 4  # a shorter title ("Live updates", "Breaking") identifies no story
-_RAW_LIMIT = 4000  # characters of the body read: the shingled and lead tokens lie well inside
-# Sentences outlets wrap wire copy in: bylines, "read more" links, cookie and newsletter notes.
-_BOILERPLATE_RE = re.compile(
-    r"(?:^|(?<=[.!?…]))\s*(?:(?-i:By) [^.!?…]{0,60}[.!?…]"
-    r"|[^.!?…]*\b(?:read more|cookies?|newsletter|subscribe|sign up|all rights reserved|copyright|click here|"
-    r"follow us|lesen sie auch|mehr zum thema|lire aussi|czytaj także|читайте также)\b[^.!?…]*(?:[.!?…]+|$))",
-    re.I)
+_RAW_LIMIT = 1600  # characters of the body read: the shingled and lead tokens lie inside (~8 a token)
+# What outlets wrap wire copy in: bylines, and sentences with "read more" links, cookie and newsletter notes.
+_BYLINE_RE = re.compile(r"(?:^|(?<=[.!?…] ))By [^.!?…]{0,60}[.!?…]")
+_BOILERPLATE = ("read more", "cookie", "newsletter", "subscribe", "sign up", "all rights reserved", "copyright",
+                "click here", "follow us", "lesen sie auch", "mehr zum thema", "lire aussi", "czytaj także",
+                "читайте также")
+_BOILERPLATE_RE = re.compile(r"\b(?:" + "|".join(_BOILERPLATE) + r")")  # on lower-cased text
+_SENTENCE_END_RE = re.compile(r"[.!?…]")
 _GENERIC_TITLES = frozenset({"live updates", "breaking news", "latest news", "news in brief", "the latest",
                              "morning briefing", "evening briefing", "news summary", "top stories"})
 # Words that carry no event: function words of the languages the rules cover, and the
@@ -97,14 +100,20 @@ def _permutations() -> Any:
     return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED).permutations
 
 
-def new_minhash(hashvalues: bytes | None = None) -> MinHash:
-    """A MinHash of this module's scheme: empty, or holding stored hash values."""
-    import numpy as np
+def new_minhash() -> MinHash:
+    """An empty MinHash of this module's scheme (permutations drawn once per process)."""
     from datasketch import MinHash
 
-    values = None if hashvalues is None else np.frombuffer(hashvalues, dtype="<u4")
-    return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, hashfunc=zlib.crc32, hashvalues=values,
-                   permutations=_permutations(), scheme="affine32")
+    return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, hashfunc=zlib.crc32, permutations=_permutations(),
+                   scheme="affine32")
+
+
+def stored_minhash(hashvalues: bytes) -> LeanMinHash:
+    """The MinHash a signature holds, for an LSH index (a LeanMinHash: no permutations to parse)."""
+    import numpy as np
+    from datasketch import LeanMinHash
+
+    return LeanMinHash(seed=MINHASH_SEED, hashvalues=np.frombuffer(hashvalues, dtype="<u4"), scheme="affine32")
 
 
 def _usable_guid(guid: str) -> str:
@@ -124,7 +133,10 @@ def _title_tokens(title: str) -> list[str]:
 
 def title_key(title: str) -> str:
     """A hash of the normalised title, or ``""`` when the title cannot identify a story."""
-    words = _title_tokens(readable_text(title))
+    return _key_of(_title_tokens(readable_text(title)))
+
+
+def _key_of(words: list[str]) -> str:
     joined = " ".join(words)
     if len(words) < MIN_TITLE_TOKENS or joined in _GENERIC_TITLES:
         return ""
@@ -134,17 +146,44 @@ def title_key(title: str) -> str:
 def _body(doc: Document) -> str:
     # The longer of summary and content: a teaser-only feed has only its summary.
     body = doc.content if len(doc.content) > len(doc.summary) else doc.summary
-    return _BOILERPLATE_RE.sub(" ", readable_text(body[:_RAW_LIMIT]))
+    return without_boilerplate(readable_text(body[:_RAW_LIMIT]))
+
+
+def without_boilerplate(text: str) -> str:
+    """``text`` without a leading byline and without the sentences that hold boilerplate words."""
+    if "By " in text:
+        text = _BYLINE_RE.sub(" ", text)
+    kept: list[str] = []
+    done = 0  # text before this offset is dealt with
+    # Lower-casing keeps offsets (but for a few letters outside ASCII, not in these words): searching
+    # lower-cased text is several times faster than an IGNORECASE search.
+    lowered = text.lower()
+    if len(lowered) != len(text) or not any(word in lowered for word in _BOILERPLATE):  # ``in`` is fast
+        return text
+    for found in _BOILERPLATE_RE.finditer(lowered):
+        if found.start() < done:
+            continue  # in a sentence already dropped
+        start = max(done, max(text.rfind(mark, done, found.start()) for mark in ".!?…") + 1)
+        end = _SENTENCE_END_RE.search(text, found.end())
+        kept.append(text[done:start])
+        done = end.end() if end else len(text)
+    kept.append(text[done:])
+    return " ".join(kept) if len(kept) > 1 else text
 
 
 def minhash_of(tokens: list[str]) -> bytes:
     """The MinHash values of the word shingles of ``tokens`` (``b""`` if there are too few)."""
     if len(tokens) < SHINGLE:
         return b""
-    shingles = {" ".join(tokens[i:i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)}
+    shingles = {f"{a} {b} {c}".encode() for a, b, c in zip(tokens, tokens[1:], tokens[2:], strict=False)}
     minhash = new_minhash()
     minhash.update_batch(shingles)
     return bytes(minhash.hashvalues.astype("<u4").tobytes())
+
+
+@lru_cache(maxsize=65536)
+def _feature_index(word: str) -> int:
+    return zlib.crc32(word.encode()) % N_FEATURES
 
 
 def features_of(title: list[str], lead: list[str]) -> tuple[tuple[int, float], ...]:
@@ -153,18 +192,16 @@ def features_of(title: list[str], lead: list[str]) -> tuple[tuple[int, float], .
     Term counts are damped (1 + log tf) so a word repeated in a long lead does not outweigh the
     rest; indices are CRC-32 of the word modulo ``N_FEATURES`` (deterministic everywhere).
     """
-    counts: Counter[int] = Counter()
-    for words, weight in ((title, TITLE_WEIGHT), (lead, 1)):
-        for word in words:
-            if len(word) > 1 and word not in _STOPWORDS:
-                counts[zlib.crc32(word.encode()) % N_FEATURES] += weight
+    stop = _STOPWORDS
+    words = [word for word in chain(*[title] * TITLE_WEIGHT, lead) if len(word) > 1 and word not in stop]
+    counts = Counter(map(_feature_index, words))
     if not counts:
         return ()
-    weights = {index: 1.0 + math.log(count) for index, count in counts.items()}
-    norm = math.sqrt(math.fsum(w * w for w in weights.values()))
-    indices = sorted(weights)
+    indices = sorted(counts)
+    weights = [1.0 + math.log(counts[index]) for index in indices]
+    norm = math.sqrt(math.fsum(w * w for w in weights))
     # float32 values: what encode stores, so a decoded signature equals the original.
-    rounded = array("f", [weights[i] / norm for i in indices]).tolist()
+    rounded = array("f", [weight / norm for weight in weights]).tolist()
     return tuple(zip(indices, rounded, strict=True))
 
 
@@ -172,19 +209,30 @@ def signature(doc: Document, entities: Iterable[str], publisher: str, seen_at: d
     """The signature of ``doc``; ``entities`` are the gazetteer entity ids the rules found in it
     (``RuleSet.entities_in(view)``), ``publisher`` is ``publisher_of(doc.url, feed's key)``."""
     title = _title_tokens(readable_text(doc.title))
+    key = _key_of(title)
+    if " ".join(title) in _GENERIC_TITLES:
+        title = []  # "Live updates" says nothing of the event
     body = token_form(_body(doc)).split()
     # Outlets retitle wire copy: near-duplicates are told by the body, unless it is a teaser.
     shingled = body[:SHINGLE_TOKENS] if len(body) >= SHINGLE_TOKENS // 4 else title + body
     return Signature(guid=_usable_guid(doc.id), url_key=canonical_url(doc.url) if doc.url else "",
-                     title_key=title_key(doc.title), minhash=minhash_of(shingled),
+                     title_key=key, minhash=minhash_of(shingled),
                      features=features_of(title, body[:LEAD_TOKENS]), entities=frozenset(entities),
                      publisher=publisher, seen_at=seen_at)
 
 
-def cosine(left: tuple[tuple[int, float], ...], right: dict[int, float]) -> float:
-    """The cosine of two unit feature vectors (one of them as a dict)."""
-    get = right.get
-    return math.fsum(weight * get(index, 0.0) for index, weight in left)
+def split_features(features: tuple[tuple[int, float], ...]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Features as their indices and their weights (what ``dot`` takes)."""
+    if not features:
+        return (), ()
+    indices, weights = zip(*features, strict=True)
+    return indices, weights
+
+
+def dot(indices: tuple[int, ...], weights: tuple[float, ...], right: dict[int, float]) -> float:
+    """The dot product of a vector given as indices and weights with one given as a dict, summed in
+    index order (the same on every machine); all of it in C."""
+    return float(sum(map(mul, weights, map(right.get, indices, repeat(0.0)))))
 
 
 _VERSION = 1

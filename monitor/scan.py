@@ -103,7 +103,7 @@ def _fired_chunk(chunk: list[Document]) -> list[list[str]]:
 def fired_documents(rule_set: RuleSet, documents: Iterable[Document],
                     workers: int | None = None) -> Iterator[tuple[Document, list[str]]]:
     """Each document with the ids of the rules that fire on it, in input order; as match_documents."""
-    return _in_order(rule_set, documents, workers, RuleSet.fired, _fired_chunk)
+    return _in_order(rule_set, documents, workers, lambda rules, doc: rules.fired(doc), _fired_chunk)
 
 
 def match_documents(rule_set: RuleSet, documents: Iterable[Document],
@@ -114,7 +114,7 @@ def match_documents(rule_set: RuleSet, documents: Iterable[Document],
     usable core), which inherit the compiled rules, while this process reads the
     documents and writes the results. An InputError comes after every document before it.
     """
-    return _in_order(rule_set, documents, workers, RuleSet.match, _match_chunk)
+    return _in_order(rule_set, documents, workers, lambda rules, doc: rules.match(doc), _match_chunk)
 
 
 def _in_order(rule_set: RuleSet, documents: Iterable[Document], workers: int | None,

@@ -108,3 +108,14 @@ def test_the_rules_that_fire_are_the_rules_that_match() -> None:
     docs = [Document(id=str(n), content=str(case["text"])) for n, case in enumerate(cases)]
     assert [rule_set.fired(d) for d in docs] == [[m.rule for m in rule_set.match(d)] for d in docs]
     assert sum(map(bool, map(rule_set.fired, docs))) > 100  # and many fire
+
+
+def test_a_baseline_with_other_entities_matches_every_rule_twice(tmp_path: Path) -> None:
+    other = copy_rules(tmp_path, "other")
+    entities = other / "entities" / "base.yaml"
+    entities.write_text(entities.read_text().replace("aliases: [MiG-31]", "aliases: [MiG-31, MiG-31K]"))
+    corpus = tmp_path / "items.jsonl"
+    corpus.write_text("".join(json.dumps({"id": g, "title": t, "text": x}) + "\n" for g, t, _, x in ITEMS))
+    result = run_cli("rules", "backtest", str(corpus), "--rules", str(DEMO), "--against", str(other))
+    assert result.returncode == 0, result.stderr
+    assert "downing (changed): 2 -> 2 items, 0 newly match, 0 no longer match" in result.stdout

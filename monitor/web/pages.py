@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -122,9 +123,10 @@ class Pages:
         counts = dict(zip(days, per_day, strict=True))
         recent = await asyncio.to_thread(self.ctx.store.matches, None, spec.id, 50)
         results = await asyncio.to_thread(self.examples.of, rule_set)
+        source = await asyncio.to_thread(rule_source, spec.location.path)
         return self.render(request, "rule.html", {
             "spec": spec, "recent": recent, "test": results[spec.id], "days": days, "total": sum(counts.values()),
-            "bars": bars(counts, days, 720, 80)})
+            "bars": bars(counts, days, 720, 80), "source": source})
 
     async def tester(self, request: Request) -> Response:
         context: dict[str, Any] = {"title": "", "text": "", "results": None, "error": ""}
@@ -177,3 +179,11 @@ def routes(ctx: WebContext, render: Render) -> list[BaseRoute]:
             Route("/tester", pages.tester, methods=["GET", "POST"], name="tester"),
             Route("/feeds", pages.feeds, name="feeds"), Route("/outbox", pages.outbox, name="outbox"),
             Route("/outbox/retry", pages.retry, methods=["POST"], name="retry")]
+
+
+def rule_source(path: str) -> str:
+    """The rule file as it is on disk (its named clauses are where a rule's wording lives); "" if unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8") if path else ""
+    except (OSError, UnicodeDecodeError):
+        return ""

@@ -132,8 +132,49 @@ class ItemWrite:
 
 
 @dataclass(frozen=True)
+class StoryRef:
+    """The story an alert is about, as it stood when the alert was made (issue 15): its id is
+    stable across the story's alert and updates; the counts are a snapshot, so a retried
+    delivery sends the same body."""
+
+    id: int
+    publishers: tuple[str, ...]
+    items: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class SurgeTop:
+    """One of the stories a surge alert names."""
+
+    id: int
+    title: str
+    url: str
+    publishers: int
+
+
+@dataclass(frozen=True)
+class SurgeRef:
+    """What a surge alert says: ``count`` matching stories of the rule in the last ``window``
+    seconds against a ``baseline`` mean per window, with the top stories."""
+
+    count: int
+    baseline: float
+    window: float
+    publishers: int
+    top: tuple[SurgeTop, ...] = ()
+
+
+@dataclass(frozen=True)
 class Alert:
-    """An alert as channels send it: one delivery of it to ``channel``."""
+    """An alert as channels send it: one delivery of it to ``channel``.
+
+    ``kind`` is "alert" (the first of a rule on a story), "update" (the story crossed the rule's
+    ladder, or a rule of higher severity matched it: ``reason`` says which) or "surge" (``surge``
+    set; ``story`` is then its top story). ``thread`` is the id of the first alert of this rule
+    and story, for updates (email In-Reply-To/References, Slack threading); None otherwise.
+    """
 
     id: str
     created_at: datetime
@@ -154,3 +195,8 @@ class Alert:
     channel: str = ""
     delivery_id: int = 0
     attempts: int = 0
+    kind: str = "alert"
+    story: StoryRef | None = None
+    thread: str | None = None
+    reason: str = ""
+    surge: SurgeRef | None = None

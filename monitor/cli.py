@@ -56,7 +56,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     config_path = find_config(args.config, os.environ)
     if args.config or config_path.is_file():
         try:
-            config = load_file(args.config)
+            config = load_file(args.config, secrets=False)
         except ConfigError as error:
             problems.append(error)
         else:

@@ -74,7 +74,7 @@ def poll(config_path: str | None, feed: str | None, out: TextIO) -> int:
 
 
 def feeds_list(config_path: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
+    config = load_file(config_path, secrets=False)
     rows = [{"name": f.name, "url": f.display_url, "interval": f.interval or config.poll_interval,
              "tags": list(f.tags)} for f in config.feeds]
     return emit(rows, ["name", "url", "interval", "tags"], fmt, out)
@@ -94,38 +94,71 @@ def feed_status_rows(config: Config, stored: Sequence[dict[str, Any]]) -> list[d
 
 
 def feeds_status(config_path: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
+    config = load_file(config_path, secrets=False)
     with _opened(config) as store:
         rows = feed_status_rows(config, store.feeds())
     return emit(rows, ["name", "status", "items", "last_polled_at", "next_poll_at", "consecutive_failures",
                        "last_error"], fmt, out)
 
 
-def feeds_import(config_path: str | None, opml: str, out: TextIO) -> int:
-    from monitor.feeds.opml import new_feeds, read_opml, toml_feeds
+def feeds_import(config_path: str | None, opml: str, out: TextIO, err: TextIO | None = None) -> int:
+    """Append the OPML's new feeds to config.toml, in one atomic write of a text that was checked to load.
 
-    config = load_file(config_path)
+    Invalid outlines are skipped, each with one line on ``err`` (file:line, the outline, why);
+    outlines already configured are skipped and counted. config.toml is never left broken: the new
+    text is loaded before it is written, and written by rename.
+    """
+    import os
+    import sys
+
+    from monitor.config import load
+    from monitor.errors import ConfigError
+    from monitor.feeds.opml import plan_import, read_outlines, toml_feeds
+    from monitor.files import write_atomic
+
+    err = err or sys.stderr
+    config = load_file(config_path, secrets=False)
     try:
         data = Path(opml).read_bytes()
     except OSError as error:
         raise InputError(f"{opml}: cannot read: {error.strerror}", "check the path") from None
-    added = new_feeds(read_opml(data, opml), config.feeds)
-    if added:
+    plan = plan_import(read_outlines(data, opml), config.feeds)
+    for outline, why in plan.invalid:
+        print(f"{opml}:{outline.line}: skipped {outline.title or '(untitled)'!r} <{outline.url}>: {why}", file=err)
+    for outline, name in plan.duplicates:
+        print(f"skipped {outline.title or outline.url!r}: {outline.url} is already configured as {name}", file=out)
+    if plan.added:
         text = config.path.read_text(encoding="utf-8")
         separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        config.path.write_text(text + separator + toml_feeds(added) + "\n", encoding="utf-8")
-        load_file(str(config.path))  # what we wrote must load; a bug here should not go unnoticed
-    for feed in added:
+        new_text = text + separator + toml_feeds(plan.added) + "\n"
+        try:
+            load(new_text, config.path, os.environ, secrets=False)
+        except ConfigError as error:  # a bug of ours, but the user's file must not pay for it
+            raise InputError(f"{config.path}: not changed: the imported feeds would make it invalid: {error}",
+                             "report this; import the feeds by hand meanwhile") from None
+        try:
+            write_atomic(config.path, new_text)
+        except OSError as error:
+            raise InputError(f"{config.path}: not changed: cannot write: {error.strerror}",
+                             "check that you may write the file and its folder") from None
+    for feed in plan.added:
         print(f"added {feed.name}: {feed.url}", file=out)
-    print(f"{len(added)} feeds added to {config.path}; reload the daemon (systemctl reload crisis-monitor)",
-          file=out)
+    skipped = [f"{count(len(plan.duplicates), 'duplicate')} skipped"] if plan.duplicates else []
+    skipped += [f"{len(plan.invalid)} invalid skipped"] if plan.invalid else []
+    print(f"{count(len(plan.added), 'feed')} added to {config.path}" + "".join(f", {s}" for s in skipped)
+          + ("; reload the daemon (systemctl reload crisis-monitor)" if plan.added else ""), file=out)
     return 0
+
+
+def count(number: int, noun: str, plural: str = "") -> str:
+    """ "1 feed", "2 feeds": a number with its noun in the right number."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
 
 
 def feeds_export(config_path: str | None, out: TextIO) -> int:
     from monitor.feeds.opml import write_opml
 
-    config = load_file(config_path)
+    config = load_file(config_path, secrets=False)
     out.write(write_opml(config.feeds, datetime.now(UTC)))
     return 0
 
@@ -133,7 +166,7 @@ def feeds_export(config_path: str | None, out: TextIO) -> int:
 def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO,
                limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path)) as store:
+    with _opened(load_file(config_path, secrets=False)) as store:
         return emit_limited(lambda n: store.iter_items(moment, feed, n), lambda: store.count_items(moment, feed),
                             ["id", "feed", "first_seen_at", "title", "url"], fmt, out, limit, "items")
 
@@ -141,7 +174,7 @@ def items_list(config_path: str | None, feed: str | None, since: str | None, fmt
 def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO,
                  limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path)) as store:
+    with _opened(load_file(config_path, secrets=False)) as store:
         return emit_limited(lambda n: store.iter_matches(moment, rule, n), lambda: store.count_matches(moment, rule),
                             ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out, limit,
                             "matches")
@@ -150,7 +183,7 @@ def matches_list(config_path: str | None, rule: str | None, since: str | None, f
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO, limit: int = DEFAULT_LIMIT,
                 rule: str | None = None, since: str | None = None) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path)) as store:
+    with _opened(load_file(config_path, secrets=False)) as store:
         return emit_limited(lambda n: store.iter_alerts(status, rule, moment, n),
                             lambda: store.count_alerts(status, rule, moment),
                             ["created_at", "id", "rule", "channel", "status", "attempts", "last_error", "item_url"],
@@ -163,7 +196,7 @@ def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out:
     if not alert_id and not dead:
         raise InputError("alerts retry: say which: an alert ID, or --dead for every dead delivery",
                          "see the ids with: crisis-monitor alerts list --status dead")
-    with _opened(load_file(config_path)) as store:
+    with _opened(load_file(config_path, secrets=False)) as store:
         count = Outbox(store).retry(datetime.now(UTC), alert_id, dead)
     if alert_id and not count:
         raise InputError(f"alerts retry: no undelivered delivery of alert {alert_id}",

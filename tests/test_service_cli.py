@@ -80,7 +80,7 @@ def test_feeds_import_and_export(tmp_path: Path) -> None:
                     '<outline text="ERR" xmlUrl="https://news.err.ee/rss"/></body></opml>')
     result = run_cli("feeds", "import", str(opml), "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "added err: https://news.err.ee/rss" in result.stdout and "1 feeds added" in result.stdout
+    assert "added err: https://news.err.ee/rss" in result.stdout and "1 feed added" in result.stdout
     names = [row["name"] for row in json_of("feeds", "list", "--config", str(config), "--format", "json")]
     assert names == ["nato", "err"]
     exported = run_cli("feeds", "export", "--config", str(config)).stdout

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor.config import Config, load_file
-from monitor.errors import InputError
-from monitor.listing import DEFAULT_LIMIT, emit, emit_limited, table
-from monitor.units import parse_duration
+from monitor.config import Config, FeedSpec, load_file
+from monitor.errors import InputError, did_you_mean
+from monitor.listing import DEFAULT_LIMIT, count, emit, emit_limited, table
+from monitor.units import format_duration, parse_duration
 
 
 def _since(value: str | None) -> datetime | None:
@@ -50,34 +50,51 @@ def run(config_path: str | None) -> int:
     return asyncio.run(Daemon(config_path).run())
 
 
-def poll(config_path: str | None, feed: str | None, out: TextIO) -> int:
+def poll(config_path: str | None, feed: str | None, out: TextIO, strict: bool = False,
+         rules: str | None = None) -> int:
+    """One cycle of every feed (or ``feed``); exit 1 when every feed failed or a delivery failed
+    (with ``strict``, also when any one feed failed)."""
+    from dataclasses import replace
+
     from monitor import logs
     from monitor.daemon import Runtime
 
     config = load_file(config_path)
+    if rules:
+        config = replace(config, rules=Path(rules))
     logs.setup(config.log_format)
     feeds = [config.feed(feed)] if feed else list(config.feeds)
 
-    async def cycle() -> list[Any]:
+    async def cycle() -> tuple[list[Any], dict[str, int]]:
         async with Runtime(config) as runtime:
-            return await runtime.poll_all(feeds)
+            return await runtime.poll_all(feeds), dict(runtime.dispatcher.failures)
 
-    summaries = asyncio.run(cycle())
+    summaries, failures = asyncio.run(cycle())
     rows = [{"feed": s.feed, "status": s.status, "new": s.new_items, "updated": s.updated_items,
              "matches": s.matches, "alerts": s.alerts, "error": s.error} for s in summaries]
     table(rows, ["feed", "status", "new", "updated", "matches", "alerts", "error"], out)
     totals = {k: sum(r[k] for r in rows) for k in ("new", "matches", "alerts")}
     failed = sum(1 for r in rows if r["status"] in ("error", "gone"))
-    print(f"{len(rows)} feeds polled ({failed} failing): {totals['new']} new items, {totals['matches']} matches, "
-          f"{totals['alerts']} alerts", file=out)
-    return 0
+    undelivered = failures.get("retry", 0) + failures.get("dead", 0)
+    line = (f"{count(len(rows), 'feed')} polled ({failed} failing): {count(totals['new'], 'new item')}, "
+            f"{count(totals['matches'], 'match', 'matches')}, {count(totals['alerts'], 'alert')}")
+    if undelivered:
+        line += (f"; {count(undelivered, 'delivery', 'deliveries')} failed ({failures.get('dead', 0)} dead, "
+                 "the others retried by the next poll or the daemon; see crisis-monitor alerts list)")
+    print(line, file=out)
+    all_failed = bool(rows) and failed == len(rows)
+    return 1 if all_failed or undelivered or (strict and failed) else 0
 
 
 def feeds_list(config_path: str | None, fmt: str, out: TextIO) -> int:
     config = load_file(config_path, secrets=False)
-    rows = [{"name": f.name, "url": f.display_url, "interval": f.interval or config.poll_interval,
-             "tags": list(f.tags)} for f in config.feeds]
-    return emit(rows, ["name", "url", "interval", "tags"], fmt, out)
+    def interval(spec: FeedSpec) -> float | str:
+        seconds = spec.interval or config.poll_interval
+        return format_duration(seconds) if fmt == "text" else seconds
+
+    rows = [{"name": f.name, "url": f.display_url, "interval": interval(f), "tags": list(f.tags),
+             "title": f.title or None} for f in config.feeds]
+    return emit(rows, ["name", "interval", "tags", "title", "url"], fmt, out)
 
 
 def feed_status_rows(config: Config, stored: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,11 +167,6 @@ def feeds_import(config_path: str | None, opml: str, out: TextIO, err: TextIO | 
     return 0
 
 
-def count(number: int, noun: str, plural: str = "") -> str:
-    """ "1 feed", "2 feeds": a number with its noun in the right number."""
-    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
-
-
 def feeds_export(config_path: str | None, out: TextIO) -> int:
     from monitor.feeds.opml import write_opml
 
@@ -163,10 +175,36 @@ def feeds_export(config_path: str | None, out: TextIO) -> int:
     return 0
 
 
+def _check_feed(config: Config, store: Any, name: str) -> None:
+    """``--feed NAME`` must name a configured feed, or one the store still holds items of."""
+    if any(f.name == name for f in config.feeds):
+        return
+    stored = [row["name"] for row in store.feeds()]
+    if name not in stored:
+        raise InputError(f"--feed: no feed named {name!r} in {config.path} or its database",
+                         did_you_mean(name, sorted({*stored, *(f.name for f in config.feeds)}), "feeds"))
+
+
+def _check_rule(config: Config, store: Any, rule: str) -> None:
+    """``--rule ID`` must name a rule of the config's rules folder, or one with stored matches."""
+    if store.has_matches(rule):
+        return
+    from monitor.rules.loader import check_folder
+
+    specs, _, _ = check_folder(config.rules)
+    known = [spec.id for spec in specs]
+    if rule not in known:
+        raise InputError(f"--rule: no rule {rule!r} in {config.rules} or the database",
+                         did_you_mean(rule, known, "rules"))
+
+
 def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO,
                limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path, secrets=False)) as store:
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if feed:
+            _check_feed(config, store, feed)
         return emit_limited(lambda n: store.iter_items(moment, feed, n), lambda: store.count_items(moment, feed),
                             ["id", "feed", "first_seen_at", "title", "url"], fmt, out, limit, "items")
 
@@ -174,7 +212,10 @@ def items_list(config_path: str | None, feed: str | None, since: str | None, fmt
 def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO,
                  limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path, secrets=False)) as store:
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if rule:
+            _check_rule(config, store, rule)
         return emit_limited(lambda n: store.iter_matches(moment, rule, n), lambda: store.count_matches(moment, rule),
                             ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out, limit,
                             "matches")
@@ -183,7 +224,10 @@ def matches_list(config_path: str | None, rule: str | None, since: str | None, f
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO, limit: int = DEFAULT_LIMIT,
                 rule: str | None = None, since: str | None = None) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path, secrets=False)) as store:
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if rule:
+            _check_rule(config, store, rule)
         return emit_limited(lambda n: store.iter_alerts(status, rule, moment, n),
                             lambda: store.count_alerts(status, rule, moment),
                             ["created_at", "id", "rule", "channel", "status", "attempts", "last_error", "item_url"],
@@ -197,11 +241,11 @@ def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out:
         raise InputError("alerts retry: say which: an alert ID, or --dead for every dead delivery",
                          "see the ids with: crisis-monitor alerts list --status dead")
     with _opened(load_file(config_path, secrets=False)) as store:
-        count = Outbox(store).retry(datetime.now(UTC), alert_id, dead)
-    if alert_id and not count:
+        pending = Outbox(store).retry(datetime.now(UTC), alert_id, dead)
+    if alert_id and not pending:
         raise InputError(f"alerts retry: no undelivered delivery of alert {alert_id}",
                          "see the ids with: crisis-monitor alerts list")
-    print(f"{count} deliveries pending again; the running daemon sends them within seconds "
+    print(f"{count(pending, 'delivery', 'deliveries')} pending again; the running daemon sends them within seconds "
           f"(or run crisis-monitor poll)", file=out)
     return 0
 

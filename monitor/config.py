@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cssselect import GenericTranslator, SelectorError
 
 from monitor import __version__
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, did_you_mean
 from monitor.types import SEVERITIES
 from monitor.units import parse_duration, parse_size
 
@@ -178,8 +178,8 @@ class Config:
         for spec in self.feeds:
             if spec.name == name:
                 return spec
-        known = ", ".join(f.name for f in self.feeds) or "none configured"
-        raise ConfigError(f"{self.path}: no feed named {name!r}", f"known feeds: {known}")
+        raise ConfigError(f"{self.path}: no feed named {name!r}", did_you_mean(name, [f.name for f in self.feeds],
+                                                                             "feeds"))
 
 
 # --- finding the line of a key -------------------------------------------------------------

@@ -21,7 +21,7 @@ def polled(feed_server: FeedServer, tmp_path: Path) -> Path:
                       f'[[feeds]]\nname = "down"\nurl = "http://127.0.0.1:9/nothing"\n')
     result = run_cli("poll", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "2 feeds polled (1 failing): 1 new items, 1 matches, 1 alerts" in result.stdout
+    assert "2 feeds polled (1 failing): 1 new item, 1 match, 1 alert" in result.stdout
     assert "ALERT HIGH airspace-violation: Jets over Estonia" in result.stdout
     return config
 

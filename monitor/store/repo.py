@@ -437,6 +437,11 @@ class Store:
                    "clauses": m.clauses, "terms": m.terms, "entities": m.entities, "snippet": m.snippet,
                    "created_at": iso(m.created_at)}
 
+    def has_matches(self, rule: str) -> bool:
+        """Whether ``rule`` has any stored match (one indexed lookup)."""
+        with Session(self.engine) as session:
+            return session.exec(select(MatchRow.id).where(MatchRow.rule == rule).limit(1)).first() is not None
+
     def count_matches(self, since: datetime | None = None, rule: str | None = None) -> int:
         return self._count(self._matches_query(since, rule))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.errors import MonitorError
+from monitor.listing import limit_option
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -135,13 +136,13 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 def cmd_items(args: argparse.Namespace) -> int:
     from monitor import commands
 
-    return commands.items_list(args.config, args.feed, args.since, args.format, sys.stdout)
+    return commands.items_list(args.config, args.feed, args.since, args.format, sys.stdout, args.limit)
 
 
 def cmd_matches(args: argparse.Namespace) -> int:
     from monitor import commands
 
-    return commands.matches_list(args.config, args.rule, args.since, args.format, sys.stdout)
+    return commands.matches_list(args.config, args.rule, args.since, args.format, sys.stdout, args.limit)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -151,7 +152,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return commands.alerts_retry(args.config, args.id, args.dead, sys.stdout)
     if args.alerts_command == "test":
         return commands.alerts_test(args.config, args.channel, sys.stdout)
-    return commands.alerts_list(args.config, args.status, args.format, sys.stdout)
+    return commands.alerts_list(args.config, args.status, args.format, sys.stdout, args.limit, args.rule, args.since)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -229,6 +230,8 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     alert_commands = alerts.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
     alerts_list = alert_commands.add_parser("list", help="list deliveries", description="Deliveries, newest first.")
     alerts_list.add_argument("--status", choices=("pending", "delivered", "dead"), help="only this status")
+    alerts_list.add_argument("--rule", metavar="ID", help="only this rule's alerts")
+    alerts_list.add_argument("--since", metavar="DURATION", help='only deliveries made within it, e.g. "24h"')
     retry = alert_commands.add_parser("retry", help="make dead (or one alert's) deliveries pending again",
                                       description="Make an alert's undelivered deliveries, or every dead one, "
                                       "pending again; the daemon sends them within seconds.")
@@ -241,9 +244,11 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for sub in (retry, test):
         _config_option(sub)
         sub.set_defaults(handler=cmd_alerts)
-    for sub, handler in ((items_list, cmd_items), (matches_list, cmd_matches), (alerts_list, cmd_alerts)):
+    for sub, handler, what in ((items_list, cmd_items, "items"), (matches_list, cmd_matches, "matches"),
+                               (alerts_list, cmd_alerts, "deliveries")):
         _config_option(sub)
         _format_option(sub)
+        limit_option(sub, what)
         sub.set_defaults(handler=handler)
 
 

@@ -7,7 +7,6 @@ only parses arguments. Listings print a text table, or with ``json`` one JSON ar
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import Any, TextIO
 
 from monitor.config import Config, load_file
 from monitor.errors import InputError
+from monitor.listing import DEFAULT_LIMIT, emit, emit_limited, table
 from monitor.units import parse_duration
 
 
@@ -27,50 +27,6 @@ def _since(value: str | None) -> datetime | None:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
     except ValueError as error:
         raise InputError(f"--since: {error}") from None
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return str(value.get("title") or value)
-    from monitor.notify.base import plain
-
-    return plain(str(value))
-
-
-def cut(text: str, width: int) -> str:
-    """``text`` in at most ``width`` characters: a longer one is cut at a word boundary when one is
-    near the end (else inside a word, as for a URL) and ends with "…"."""
-    if len(text) <= width:
-        return text
-    head = text[:width - 1]
-    space = head.rfind(" ")
-    if space >= width * 2 // 3:
-        head = head[:space]
-    return head.rstrip(" ,;") + "…"
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO, width: int = 60) -> None:
-    """A plain text table; long cells are cut to ``width`` characters, ending with "…"."""
-    cells = [[cut(_cell(row.get(c)), width) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
-
-
-def emit(rows: list[dict[str, Any]], columns: Sequence[str], fmt: str, out: TextIO) -> int:
-    if fmt == "json":
-        json.dump(rows, out, ensure_ascii=False, indent=1)
-        out.write("\n")
-    elif rows:
-        table(rows, columns, out)
-    else:
-        print("(none)", file=out)
-    return 0
 
 
 @contextmanager
@@ -174,24 +130,31 @@ def feeds_export(config_path: str | None, out: TextIO) -> int:
     return 0
 
 
-def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO) -> int:
+def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO,
+               limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
     with _opened(load_file(config_path)) as store:
-        rows = store.items(moment, feed)
-    return emit(rows, ["id", "feed", "first_seen_at", "title", "url"], fmt, out)
+        return emit_limited(lambda n: store.iter_items(moment, feed, n), lambda: store.count_items(moment, feed),
+                            ["id", "feed", "first_seen_at", "title", "url"], fmt, out, limit, "items")
 
 
-def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO) -> int:
+def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO,
+                 limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
     with _opened(load_file(config_path)) as store:
-        rows = store.matches(moment, rule)
-    return emit(rows, ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out)
+        return emit_limited(lambda n: store.iter_matches(moment, rule, n), lambda: store.count_matches(moment, rule),
+                            ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out, limit,
+                            "matches")
 
 
-def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO) -> int:
+def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO, limit: int = DEFAULT_LIMIT,
+                rule: str | None = None, since: str | None = None) -> int:
+    moment = _since(since)
     with _opened(load_file(config_path)) as store:
-        rows = store.alerts(status)
-    return emit(rows, ["id", "rule", "channel", "status", "attempts", "last_error", "item_url"], fmt, out)
+        return emit_limited(lambda n: store.iter_alerts(status, rule, moment, n),
+                            lambda: store.count_alerts(status, rule, moment),
+                            ["created_at", "id", "rule", "channel", "status", "attempts", "last_error", "item_url"],
+                            fmt, out, limit, "deliveries")
 
 
 def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out: TextIO) -> int:

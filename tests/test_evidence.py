@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from monitor.commands import cut
+from monitor.listing import cut
 from monitor.notify.console import console_line
 from monitor.notify.payload import email_bodies, slack_message, webhook_document
 from monitor.rules.engine import RuleSet

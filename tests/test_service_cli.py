@@ -61,7 +61,8 @@ def test_matches_list_json(polled: Path) -> None:
 
 def test_alerts_list_json(polled: Path) -> None:
     data = json_of("alerts", "list", "--config", str(polled), "--format", "json")
-    assert [set(row) for row in data] == [{"id", "rule", "item_url", "channel", "status", "attempts", "last_error"}]
+    assert [set(row) for row in data] == [{"id", "rule", "item_url", "channel", "status", "attempts", "last_error",
+                                           "created_at"}]
     assert data[0]["status"] == "delivered" and data[0]["channel"] == "console"
 
 

@@ -357,19 +357,42 @@ class Store:
                      "consecutive_failures": r.consecutive_failures, "interval": r.interval}
                     for r in session.exec(select(FeedRow).order_by(FeedRow.name))]
 
-    def items(self, since: datetime | None = None, feed: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def _items_query(self, since: datetime | None, feed: str | None) -> Any:
         query = select(ItemRow, FeedRow.name).join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
         if since:
             query = query.where(ItemRow.first_seen_at >= utc(since))
         if feed:
             query = query.where(FeedRow.name == feed)
-        query = query.order_by(col(ItemRow.first_seen_at).desc(), col(ItemRow.id).desc()).limit(limit)
+        return query
+
+    def items(self, since: datetime | None = None, feed: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(self.iter_items(since, feed, limit))
+
+    def iter_items(self, since: datetime | None = None, feed: str | None = None,
+                   limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Stored items, newest first, at most ``limit`` (None: all), read in batches as they are used."""
+        query = self._items_query(since, feed).order_by(col(ItemRow.first_seen_at).desc(), col(ItemRow.id).desc())
+        for item, name in self._stream(query.limit(limit)):
+            yield {"id": item.id, "feed": name, "title": item.title, "url": item.url,
+                   "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at),
+                   "full_text_status": item.full_text_status, "full_text_error": item.full_text_error,
+                   "full_text_chars": len(item.full_text)}
+
+    def count_items(self, since: datetime | None = None, feed: str | None = None) -> int:
+        return self._count(self._items_query(since, feed))
+
+    def _stream(self, query: Any, batch: int = 500) -> Iterator[Any]:
+        """The rows of ``query``, fetched ``batch`` at a time (a server-side cursor on PostgreSQL)."""
         with Session(self.engine) as session:
-            return [{"id": item.id, "feed": name, "title": item.title, "url": item.url,
-                     "published_at": iso(item.published_at), "first_seen_at": iso(item.first_seen_at),
-                     "full_text_status": item.full_text_status, "full_text_error": item.full_text_error,
-                     "full_text_chars": len(item.full_text)}
-                    for item, name in session.exec(query)]
+            result = session.exec(query.execution_options(yield_per=batch))
+            try:
+                yield from result
+            finally:
+                result.close()  # a reader that stops early must not leave PostgreSQL's cursor open
+
+    def _count(self, query: Any) -> int:
+        with Session(self.engine) as session:
+            return int(session.execute(sa_select(func.count()).select_from(query.subquery())).scalar_one())
 
     def documents(self, since: datetime | None = None, batch: int = 2000) -> Iterator[Document]:
         """Every stored item (first seen since ``since``) as a Document, in id order: read ``batch`` at
@@ -391,28 +414,54 @@ class Store:
                 return
             last = rows[-1][0]
 
-    def matches(self, since: datetime | None = None, rule: str | None = None,
-                limit: int = 1000) -> list[dict[str, Any]]:
+    def _matches_query(self, since: datetime | None, rule: str | None) -> Any:
         query = (select(MatchRow, ItemRow, FeedRow.name).join(ItemRow, col(ItemRow.id) == MatchRow.item_id)
                  .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id))
         if since:
             query = query.where(MatchRow.created_at >= utc(since))
         if rule:
             query = query.where(MatchRow.rule == rule)
-        query = query.order_by(col(MatchRow.created_at).desc(), col(MatchRow.id).desc()).limit(limit)
-        with Session(self.engine) as session:
-            return [{"rule": m.rule, "severity": m.severity,
-                     "item": {"id": item.id, "feed": name, "title": item.title, "url": item.url},
-                     "clauses": m.clauses, "terms": m.terms, "entities": m.entities, "snippet": m.snippet,
-                     "created_at": iso(m.created_at)}
-                    for m, item, name in session.exec(query)]
+        return query
 
-    def alerts(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def matches(self, since: datetime | None = None, rule: str | None = None,
+                limit: int = 1000) -> list[dict[str, Any]]:
+        return list(self.iter_matches(since, rule, limit))
+
+    def iter_matches(self, since: datetime | None = None, rule: str | None = None,
+                     limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Matches, newest first, at most ``limit`` (None: all), read in batches as they are used."""
+        query = self._matches_query(since, rule).order_by(col(MatchRow.created_at).desc(), col(MatchRow.id).desc())
+        for m, item, name in self._stream(query.limit(limit)):
+            yield {"rule": m.rule, "severity": m.severity,
+                   "item": {"id": item.id, "feed": name, "title": item.title, "url": item.url},
+                   "clauses": m.clauses, "terms": m.terms, "entities": m.entities, "snippet": m.snippet,
+                   "created_at": iso(m.created_at)}
+
+    def count_matches(self, since: datetime | None = None, rule: str | None = None) -> int:
+        return self._count(self._matches_query(since, rule))
+
+    def _alerts_query(self, status: str | None, rule: str | None, since: datetime | None) -> Any:
         query = (select(DeliveryRow, AlertRow, ItemRow.url).join(AlertRow, col(AlertRow.id) == DeliveryRow.alert_id)
                  .join(ItemRow, col(ItemRow.id) == AlertRow.item_id))
         if status:
             query = query.where(DeliveryRow.status == status)
-        query = query.order_by(col(DeliveryRow.created_at).desc(), col(DeliveryRow.id).desc()).limit(limit)
-        with Session(self.engine) as session:
-            return [{"id": a.id, "rule": a.rule, "item_url": url, "channel": d.channel, "status": d.status,
-                     "attempts": d.attempts, "last_error": d.last_error} for d, a, url in session.exec(query)]
+        if rule:
+            query = query.where(AlertRow.rule == rule)
+        if since:
+            query = query.where(DeliveryRow.created_at >= utc(since))
+        return query
+
+    def alerts(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(self.iter_alerts(status, limit=limit))
+
+    def iter_alerts(self, status: str | None = None, rule: str | None = None, since: datetime | None = None,
+                    limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Deliveries, newest first, at most ``limit`` (None: all), read in batches as they are used."""
+        query = self._alerts_query(status, rule, since).order_by(col(DeliveryRow.created_at).desc(),
+                                                                 col(DeliveryRow.id).desc())
+        for d, a, url in self._stream(query.limit(limit)):
+            yield {"id": a.id, "rule": a.rule, "item_url": url, "channel": d.channel, "status": d.status,
+                   "attempts": d.attempts, "last_error": d.last_error, "created_at": iso(d.created_at)}
+
+    def count_alerts(self, status: str | None = None, rule: str | None = None, since: datetime | None = None) -> int:
+        return self._count(self._alerts_query(status, rule, since))

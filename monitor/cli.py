@@ -207,11 +207,13 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for sub in (listing, status):
         _format_option(sub)
 
-    demo = commands.add_parser("demo", help="offline end-to-end run: the seed corpus as a local feed, polled, "
-                               "alerts to the console and a local webhook",
-                               description="Serve the seed corpus as an RSS feed on 127.0.0.1, poll it with the "
-                               "rules into a temporary database, deliver to the console and to a local webhook "
-                               "receiver that checks every signature, and print the alerts. Offline; keeps nothing.")
+    demo = commands.add_parser("demo", help="offline end-to-end run: the seed corpus as several outlets' local "
+                               "feeds, polled, alerts to the console and a local webhook",
+                               description="Serve the seed corpus as the RSS feeds of several outlets on 127.0.0.1 "
+                               "(originals first, then republished copies), poll them twice with the rules into a "
+                               "temporary database, deliver to the console and to a local webhook receiver that "
+                               "checks every signature, print the alerts and updates, and say how many alerts "
+                               "grouping reports into stories saved. Offline; keeps nothing.")
     demo.add_argument("--rules", metavar="DIR", help="rules folder (default: ./rules, else the shipped rules)")
     demo.set_defaults(handler=cmd_demo)
 

@@ -143,7 +143,7 @@ def matches_list(config_path: str | None, rule: str | None, since: str | None, f
     moment = _since(since)
     with _opened(load_file(config_path)) as store:
         return emit_limited(lambda n: store.iter_matches(moment, rule, n), lambda: store.count_matches(moment, rule),
-                            ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out, limit,
+                            ["created_at", "rule", "severity", "story", "clauses", "terms", "item"], fmt, out, limit,
                             "matches")
 
 
@@ -153,8 +153,8 @@ def alerts_list(config_path: str | None, status: str | None, fmt: str, out: Text
     with _opened(load_file(config_path)) as store:
         return emit_limited(lambda n: store.iter_alerts(status, rule, moment, n),
                             lambda: store.count_alerts(status, rule, moment),
-                            ["created_at", "id", "rule", "channel", "status", "attempts", "last_error", "item_url"],
-                            fmt, out, limit, "deliveries")
+                            ["created_at", "id", "rule", "story", "channel", "status", "attempts", "last_error",
+                             "item_url"], fmt, out, limit, "deliveries")
 
 
 def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out: TextIO) -> int:

@@ -57,13 +57,16 @@ def test_matches_list_json(polled: Path) -> None:
     assert {"rule", "severity", "item", "terms", "entities", "created_at"} <= set(data[0])
     assert data[0]["item"] == {"id": 1, "feed": "f", "title": "Jets over Estonia", "url": "https://n.example/1"}
     assert "violated … airspace" in data[0]["terms"] and "estonia" in data[0]["entities"]
+    assert isinstance(data[0]["story"], int)  # the story the item joined (issue 15)
 
 
 def test_alerts_list_json(polled: Path) -> None:
     data = json_of("alerts", "list", "--config", str(polled), "--format", "json")
-    assert [set(row) for row in data] == [{"id", "rule", "item_url", "channel", "status", "attempts", "last_error",
-                                           "created_at"}]
+    assert [set(row) for row in data] == [{"id", "rule", "story", "item_url", "channel", "status", "attempts",
+                                           "last_error", "created_at"}]
     assert data[0]["status"] == "delivered" and data[0]["channel"] == "console"
+    matched = json_of("matches", "list", "--config", str(polled), "--format", "json", "--rule", "airspace-violation")
+    assert data[0]["story"] == matched[0]["story"]
 
 
 def test_text_listings(polled: Path) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.errors import MonitorError
-from monitor.listing import limit_option
+from monitor.errors import MonitorError, UsageError
+from monitor.listing import count, limit_option
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -36,6 +36,15 @@ def _rules_dir(value: str | None) -> Path:
     return Path(value) if value else default_rules_dir()
 
 
+def _rules_arg(args: argparse.Namespace) -> str | None:
+    """The rules folder of ``rules check|test``: DIR or --rules DIR (both: the same one)."""
+    if args.dir and args.rules and Path(args.dir) != Path(args.rules):
+        raise UsageError(f"rules {args.rules_command}: the folder is given twice ({args.dir} and --rules "
+                         f"{args.rules})", "give DIR or --rules DIR")
+    rules: str | None = args.dir or args.rules
+    return rules
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from monitor.scan import scan
 
@@ -48,7 +57,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     from monitor.routing import unknown_channels
     from monitor.rules.loader import check_folder
 
-    directory = _rules_dir(args.dir)
+    directory = _rules_dir(_rules_arg(args))
     specs, gazetteer, errors = check_folder(directory)
     problems: list[object] = list(errors)
     checked = ""
@@ -56,7 +65,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     config_path = find_config(args.config, os.environ)
     if args.config or config_path.is_file():
         try:
-            config = load_file(args.config)
+            config = load_file(args.config, secrets=False)
         except ConfigError as error:
             problems.append(error)
         else:
@@ -64,9 +73,9 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
             checked = f"; channels checked against {config_path}"
     for problem in problems:
         print(problem)
-    status = "ok" if not problems else f"{len(problems)} problem(s)"
-    print(f"{directory}: {len(specs)} rules, {len(gazetteer.entities)} entities{checked}: {status}",
-          file=sys.stderr)
+    status = "ok" if not problems else count(len(problems), "problem")
+    print(f"{directory}: {count(len(specs), 'rule')}, {count(len(gazetteer.entities), 'entity', 'entities')}"
+          f"{checked}: {status}", file=sys.stderr)
     return EXIT_USER if problems else EXIT_OK
 
 
@@ -74,11 +83,11 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     from monitor.rules.clauses import clause_examples, load_library
     from monitor.scan import load_rules, run_examples
 
-    directory = _rules_dir(args.dir)
+    directory = _rules_dir(_rules_arg(args))
     rule_set = load_rules(directory)
     library, _ = load_library(directory / "lib", rule_set.gazetteer)  # loaded without errors just now
     failures, total = run_examples(rule_set, sys.stdout, clause_examples(library))
-    print(f"{directory}: {total} examples in {len(rule_set)} rules, {failures} failed",
+    print(f"{directory}: {count(total, 'example')} in {count(len(rule_set), 'rule')}, {failures} failed",
           file=sys.stderr)
     return EXIT_USER if failures else EXIT_OK
 
@@ -118,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     from monitor import commands
 
-    return commands.poll(args.config, args.feed, sys.stdout)
+    return commands.poll(args.config, args.feed, sys.stdout, args.strict, args.rules)
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
@@ -149,6 +158,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from monitor import commands
 
     if args.alerts_command == "retry":
+        if not args.id and not args.dead:
+            raise UsageError("alerts retry: say which: an alert ID, or --dead for every dead delivery",
+                             "see the ids with: crisis-monitor alerts list --status dead")
         return commands.alerts_retry(args.config, args.id, args.dead, sys.stdout)
     if args.alerts_command == "test":
         return commands.alerts_test(args.config, args.channel, sys.stdout)
@@ -186,6 +198,9 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                                "print a summary and exit.")
     _config_option(poll)
     poll.add_argument("--feed", metavar="NAME", help="poll only this feed")
+    poll.add_argument("--rules", metavar="DIR", help="rules folder (default: the config's [monitor] rules)")
+    poll.add_argument("--strict", action="store_true",
+                      help="exit 1 when any feed failed (without it: when every feed failed or a delivery failed)")
     poll.set_defaults(handler=cmd_poll)
 
     feeds = commands.add_parser("feeds", help="feed list, health table, OPML in and out",
@@ -207,11 +222,13 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for sub in (listing, status):
         _format_option(sub)
 
-    demo = commands.add_parser("demo", help="offline end-to-end run: the seed corpus as a local feed, polled, "
-                               "alerts to the console and a local webhook",
-                               description="Serve the seed corpus as an RSS feed on 127.0.0.1, poll it with the "
-                               "rules into a temporary database, deliver to the console and to a local webhook "
-                               "receiver that checks every signature, and print the alerts. Offline; keeps nothing.")
+    demo = commands.add_parser("demo", help="offline end-to-end run: the seed corpus as several outlets' local "
+                               "feeds, polled, alerts to the console and a local webhook",
+                               description="Serve the seed corpus as the RSS feeds of several outlets on 127.0.0.1 "
+                               "(originals first, then republished copies), poll them twice with the rules into a "
+                               "temporary database, deliver to the console and to a local webhook receiver that "
+                               "checks every signature, print the alerts and updates, and say how many alerts "
+                               "grouping reports into stories saved. Offline; keeps nothing.")
     demo.add_argument("--rules", metavar="DIR", help="rules folder (default: ./rules, else the shipped rules)")
     demo.set_defaults(handler=cmd_demo)
 
@@ -322,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate every rule and entity file, and the channels rules name against the "
         "config; print every problem as file:line:col: message; exit 1 on any error.")
     check.add_argument("dir", nargs="?", metavar="DIR", help=RULES_DIR_HELP)
+    check.add_argument("--rules", metavar="DIR", help="the same as DIR")
     check.add_argument("--config", metavar="PATH",
                        help="also check the channels rules name against this config (default: the config "
                        "found as for run: $CRISIS_MONITOR_CONFIG, ./config.toml, /etc/crisis-monitor/config.toml; "
@@ -332,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run each rule's examples (match and no_match) against the rule set, and each named "
         "clause's examples (define: in a rule, rules/lib/) against the clause alone; exit 1 on any failure.")
     test.add_argument("dir", nargs="?", metavar="DIR", help=RULES_DIR_HELP)
+    test.add_argument("--rules", metavar="DIR", help="the same as DIR")
     test.set_defaults(handler=cmd_rules_test)
     suggest = rule_commands.add_parser(
         "suggest", help="rank phrases and entities distinctive of a corpus",
@@ -346,15 +365,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaves(parser: argparse.ArgumentParser) -> None:
+    """Let every command know its own parser, so a usage error prints that command's usage."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(command_parser=sub)
+                _leaves(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _leaves(parser)
+    args, extra = parser.parse_known_args(argv)
+    command: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+    if extra:
+        command.error(f"unrecognized arguments: {' '.join(extra)}")  # exits 2
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
     try:
         return handler(args)
+    except UsageError as error:
+        command.print_usage(sys.stderr)
+        print(f"{command.prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except MonitorError as error:
         print(f"crisis-monitor: {error}", file=sys.stderr)
         return EXIT_USER

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor.config import Config, load_file
-from monitor.errors import InputError
-from monitor.listing import DEFAULT_LIMIT, emit, emit_limited, table
-from monitor.units import parse_duration
+from monitor.config import Config, FeedSpec, load_file
+from monitor.errors import InputError, did_you_mean
+from monitor.listing import DEFAULT_LIMIT, count, emit, emit_limited, table
+from monitor.units import format_duration, parse_duration
 
 
 def _since(value: str | None) -> datetime | None:
@@ -50,34 +50,51 @@ def run(config_path: str | None) -> int:
     return asyncio.run(Daemon(config_path).run())
 
 
-def poll(config_path: str | None, feed: str | None, out: TextIO) -> int:
+def poll(config_path: str | None, feed: str | None, out: TextIO, strict: bool = False,
+         rules: str | None = None) -> int:
+    """One cycle of every feed (or ``feed``); exit 1 when every feed failed or a delivery failed
+    (with ``strict``, also when any one feed failed)."""
+    from dataclasses import replace
+
     from monitor import logs
     from monitor.daemon import Runtime
 
     config = load_file(config_path)
+    if rules:
+        config = replace(config, rules=Path(rules))
     logs.setup(config.log_format)
     feeds = [config.feed(feed)] if feed else list(config.feeds)
 
-    async def cycle() -> list[Any]:
+    async def cycle() -> tuple[list[Any], dict[str, int]]:
         async with Runtime(config) as runtime:
-            return await runtime.poll_all(feeds)
+            return await runtime.poll_all(feeds), dict(runtime.dispatcher.failures)
 
-    summaries = asyncio.run(cycle())
+    summaries, failures = asyncio.run(cycle())
     rows = [{"feed": s.feed, "status": s.status, "new": s.new_items, "updated": s.updated_items,
              "matches": s.matches, "alerts": s.alerts, "error": s.error} for s in summaries]
     table(rows, ["feed", "status", "new", "updated", "matches", "alerts", "error"], out)
     totals = {k: sum(r[k] for r in rows) for k in ("new", "matches", "alerts")}
     failed = sum(1 for r in rows if r["status"] in ("error", "gone"))
-    print(f"{len(rows)} feeds polled ({failed} failing): {totals['new']} new items, {totals['matches']} matches, "
-          f"{totals['alerts']} alerts", file=out)
-    return 0
+    undelivered = failures.get("retry", 0) + failures.get("dead", 0)
+    line = (f"{count(len(rows), 'feed')} polled ({failed} failing): {count(totals['new'], 'new item')}, "
+            f"{count(totals['matches'], 'match', 'matches')}, {count(totals['alerts'], 'alert')}")
+    if undelivered:
+        line += (f"; {count(undelivered, 'delivery', 'deliveries')} failed ({failures.get('dead', 0)} dead, "
+                 "the others retried by the next poll or the daemon; see crisis-monitor alerts list)")
+    print(line, file=out)
+    all_failed = bool(rows) and failed == len(rows)
+    return 1 if all_failed or undelivered or (strict and failed) else 0
 
 
 def feeds_list(config_path: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
-    rows = [{"name": f.name, "url": f.display_url, "interval": f.interval or config.poll_interval,
-             "tags": list(f.tags)} for f in config.feeds]
-    return emit(rows, ["name", "url", "interval", "tags"], fmt, out)
+    config = load_file(config_path, secrets=False)
+    def interval(spec: FeedSpec) -> float | str:
+        seconds = spec.interval or config.poll_interval
+        return format_duration(seconds) if fmt == "text" else seconds
+
+    rows = [{"name": f.name, "url": f.display_url, "interval": interval(f), "tags": list(f.tags),
+             "title": f.title or None} for f in config.feeds]
+    return emit(rows, ["name", "interval", "tags", "title", "url"], fmt, out)
 
 
 def feed_status_rows(config: Config, stored: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,46 +111,100 @@ def feed_status_rows(config: Config, stored: Sequence[dict[str, Any]]) -> list[d
 
 
 def feeds_status(config_path: str | None, fmt: str, out: TextIO) -> int:
-    config = load_file(config_path)
+    config = load_file(config_path, secrets=False)
     with _opened(config) as store:
         rows = feed_status_rows(config, store.feeds())
     return emit(rows, ["name", "status", "items", "last_polled_at", "next_poll_at", "consecutive_failures",
                        "last_error"], fmt, out)
 
 
-def feeds_import(config_path: str | None, opml: str, out: TextIO) -> int:
-    from monitor.feeds.opml import new_feeds, read_opml, toml_feeds
+def feeds_import(config_path: str | None, opml: str, out: TextIO, err: TextIO | None = None) -> int:
+    """Append the OPML's new feeds to config.toml, in one atomic write of a text that was checked to load.
 
-    config = load_file(config_path)
+    Invalid outlines are skipped, each with one line on ``err`` (file:line, the outline, why);
+    outlines already configured are skipped and counted. config.toml is never left broken: the new
+    text is loaded before it is written, and written by rename.
+    """
+    import os
+    import sys
+
+    from monitor.config import load
+    from monitor.errors import ConfigError
+    from monitor.feeds.opml import plan_import, read_outlines, toml_feeds
+    from monitor.files import write_atomic
+
+    err = err or sys.stderr
+    config = load_file(config_path, secrets=False)
     try:
         data = Path(opml).read_bytes()
     except OSError as error:
         raise InputError(f"{opml}: cannot read: {error.strerror}", "check the path") from None
-    added = new_feeds(read_opml(data, opml), config.feeds)
-    if added:
+    plan = plan_import(read_outlines(data, opml), config.feeds)
+    for outline, why in plan.invalid:
+        print(f"{opml}:{outline.line}: skipped {outline.title or '(untitled)'!r} <{outline.url}>: {why}", file=err)
+    for outline, name in plan.duplicates:
+        print(f"skipped {outline.title or outline.url!r}: {outline.url} is already configured as {name}", file=out)
+    if plan.added:
         text = config.path.read_text(encoding="utf-8")
         separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        config.path.write_text(text + separator + toml_feeds(added) + "\n", encoding="utf-8")
-        load_file(str(config.path))  # what we wrote must load; a bug here should not go unnoticed
-    for feed in added:
+        new_text = text + separator + toml_feeds(plan.added) + "\n"
+        try:
+            load(new_text, config.path, os.environ, secrets=False)
+        except ConfigError as error:  # a bug of ours, but the user's file must not pay for it
+            raise InputError(f"{config.path}: not changed: the imported feeds would make it invalid: {error}",
+                             "report this; import the feeds by hand meanwhile") from None
+        try:
+            write_atomic(config.path, new_text)
+        except OSError as error:
+            raise InputError(f"{config.path}: not changed: cannot write: {error.strerror}",
+                             "check that you may write the file and its folder") from None
+    for feed in plan.added:
         print(f"added {feed.name}: {feed.url}", file=out)
-    print(f"{len(added)} feeds added to {config.path}; reload the daemon (systemctl reload crisis-monitor)",
-          file=out)
+    skipped = [f"{count(len(plan.duplicates), 'duplicate')} skipped"] if plan.duplicates else []
+    skipped += [f"{len(plan.invalid)} invalid skipped"] if plan.invalid else []
+    print(f"{count(len(plan.added), 'feed')} added to {config.path}" + "".join(f", {s}" for s in skipped)
+          + ("; reload the daemon (systemctl reload crisis-monitor)" if plan.added else ""), file=out)
     return 0
 
 
 def feeds_export(config_path: str | None, out: TextIO) -> int:
     from monitor.feeds.opml import write_opml
 
-    config = load_file(config_path)
+    config = load_file(config_path, secrets=False)
     out.write(write_opml(config.feeds, datetime.now(UTC)))
     return 0
+
+
+def _check_feed(config: Config, store: Any, name: str) -> None:
+    """``--feed NAME`` must name a configured feed, or one the store still holds items of."""
+    if any(f.name == name for f in config.feeds):
+        return
+    stored = [row["name"] for row in store.feeds()]
+    if name not in stored:
+        raise InputError(f"--feed: no feed named {name!r} in {config.path} or its database",
+                         did_you_mean(name, sorted({*stored, *(f.name for f in config.feeds)}), "feeds"))
+
+
+def _check_rule(config: Config, store: Any, rule: str) -> None:
+    """``--rule ID`` must name a rule of the config's rules folder, or one with stored matches."""
+    if store.has_matches(rule):
+        return
+    from monitor.rules.loader import check_folder
+
+    specs, _, _ = check_folder(config.rules)
+    known = [spec.id for spec in specs]
+    if rule not in known:
+        raise InputError(f"--rule: no rule {rule!r} in {config.rules} or the database",
+                         did_you_mean(rule, known, "rules"))
 
 
 def items_list(config_path: str | None, feed: str | None, since: str | None, fmt: str, out: TextIO,
                limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path)) as store:
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if feed:
+            _check_feed(config, store, feed)
         return emit_limited(lambda n: store.iter_items(moment, feed, n), lambda: store.count_items(moment, feed),
                             ["id", "feed", "first_seen_at", "title", "url"], fmt, out, limit, "items")
 
@@ -141,20 +212,26 @@ def items_list(config_path: str | None, feed: str | None, since: str | None, fmt
 def matches_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO,
                  limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path)) as store:
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if rule:
+            _check_rule(config, store, rule)
         return emit_limited(lambda n: store.iter_matches(moment, rule, n), lambda: store.count_matches(moment, rule),
-                            ["created_at", "rule", "severity", "clauses", "terms", "item"], fmt, out, limit,
+                            ["created_at", "rule", "severity", "story", "clauses", "terms", "item"], fmt, out, limit,
                             "matches")
 
 
 def alerts_list(config_path: str | None, status: str | None, fmt: str, out: TextIO, limit: int = DEFAULT_LIMIT,
                 rule: str | None = None, since: str | None = None) -> int:
     moment = _since(since)
-    with _opened(load_file(config_path)) as store:
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if rule:
+            _check_rule(config, store, rule)
         return emit_limited(lambda n: store.iter_alerts(status, rule, moment, n),
                             lambda: store.count_alerts(status, rule, moment),
-                            ["created_at", "id", "rule", "channel", "status", "attempts", "last_error", "item_url"],
-                            fmt, out, limit, "deliveries")
+                            ["created_at", "id", "rule", "story", "channel", "status", "attempts", "last_error",
+                             "item_url"], fmt, out, limit, "deliveries")
 
 
 def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out: TextIO) -> int:
@@ -163,12 +240,12 @@ def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out:
     if not alert_id and not dead:
         raise InputError("alerts retry: say which: an alert ID, or --dead for every dead delivery",
                          "see the ids with: crisis-monitor alerts list --status dead")
-    with _opened(load_file(config_path)) as store:
-        count = Outbox(store).retry(datetime.now(UTC), alert_id, dead)
-    if alert_id and not count:
+    with _opened(load_file(config_path, secrets=False)) as store:
+        pending = Outbox(store).retry(datetime.now(UTC), alert_id, dead)
+    if alert_id and not pending:
         raise InputError(f"alerts retry: no undelivered delivery of alert {alert_id}",
                          "see the ids with: crisis-monitor alerts list")
-    print(f"{count} deliveries pending again; the running daemon sends them within seconds "
+    print(f"{count(pending, 'delivery', 'deliveries')} pending again; the running daemon sends them within seconds "
           f"(or run crisis-monitor poll)", file=out)
     return 0
 

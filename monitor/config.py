@@ -22,14 +22,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cssselect import GenericTranslator, SelectorError
 
 from monitor import __version__
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, did_you_mean
 from monitor.types import SEVERITIES
 from monitor.units import parse_duration, parse_size
 
 DEFAULT_USER_AGENT = f"crisis-monitor/{__version__} (+https://github.com/crisis-monitor/crisis-monitor)"
 CHANNEL_TYPES = ("console", "webhook", "slack", "email")
 SECRET_KEYS = frozenset({"secret", "password", "username", "url"})
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Letters and digits of any script (an OPML title "Новости" becomes the name "новости"), "_", "-", ".".
+_NAME_RE = re.compile(r"^[^\W_][\w.-]*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -63,6 +64,11 @@ class Secret(str):
 
     def __format__(self, spec: str) -> str:
         return "***"
+
+
+class Unresolved(Secret):
+    """A ``${VAR}`` whose variable is not set, in a config loaded for a command that sends nothing
+    (listings, ``rules check``): the value is empty and no check looks at it; ``template`` shows it."""
 
 
 def reveal(value: str) -> str:
@@ -106,6 +112,8 @@ class FeedSpec:
     tags: tuple[str, ...] = ()
     full_text: bool = False
     full_text_selector: str = ""
+    title: str = ""  # a human title, as an OPML outline gave it
+    html_url: str = ""  # the site's home page (OPML htmlUrl)
 
     @property
     def display_url(self) -> str:
@@ -170,8 +178,8 @@ class Config:
         for spec in self.feeds:
             if spec.name == name:
                 return spec
-        known = ", ".join(f.name for f in self.feeds) or "none configured"
-        raise ConfigError(f"{self.path}: no feed named {name!r}", f"known feeds: {known}")
+        raise ConfigError(f"{self.path}: no feed named {name!r}", did_you_mean(name, [f.name for f in self.feeds],
+                                                                             "feeds"))
 
 
 # --- finding the line of a key -------------------------------------------------------------
@@ -203,8 +211,8 @@ def _key_line(text: str, table: str, index: int | None, key: str | None) -> int:
 class _Reader:
     """Walks the parsed TOML, raising ConfigError at the right line."""
 
-    def __init__(self, text: str, path: Path, env: Mapping[str, str]) -> None:
-        self.text, self.path, self.env = text, path, env
+    def __init__(self, text: str, path: Path, env: Mapping[str, str], secrets: bool = True) -> None:
+        self.text, self.path, self.env, self.secrets = text, path, env, secrets
 
     def fail(self, where: tuple[str, int | None, str | None], message: str, hint: str = "") -> ConfigError:
         table, index, key = where
@@ -226,6 +234,8 @@ class _Reader:
         if "${" not in raw:
             return raw
         missing = [m.group(1) for m in _VAR_RE.finditer(raw) if m.group(1) not in self.env]
+        if missing and not self.secrets:
+            return Unresolved.of("", raw)
         if missing:
             raise self.fail(where, f"environment variable {missing[0]} is not set",
                             f"export {missing[0]}, or put it in the service's EnvironmentFile")
@@ -284,7 +294,7 @@ _TOP = {"monitor", "http", "feeds", "channels", "web", "delivery"}
 _MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
             "stale_after", "stop_timeout", "log_format", "parse_workers", "full_text"}
 _HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects", "robots_ttl"}
-_FEED = {"name", "url", "interval", "tags", "full_text", "full_text_selector"}
+_FEED = {"name", "url", "interval", "tags", "full_text", "full_text_selector", "title", "html_url"}
 _CHANNEL_COMMON = {"name", "type", "min_severity", "tags", "quiet_hours", "timezone", "group_window", "group_max"}
 _CHANNEL_OPTIONS: dict[str, set[str]] = {
     "console": set(),
@@ -366,7 +376,7 @@ def _name(reader: _Reader, data: Mapping[str, Any], table: str, index: int, seen
     name: str = reader.get(data, (table, index, "name"), str, required=True)
     if not _NAME_RE.match(name):
         raise reader.fail((table, index, "name"), f"invalid name {name!r}",
-                          "use letters, digits, '-', '_' and '.', starting with a letter or digit")
+                          "use letters (of any script), digits, '-', '_' and '.', starting with a letter or digit")
     if name in seen:
         raise reader.fail((table, index, "name"), f"duplicate name {name!r}", "every name must be unique")
     seen.add(name)
@@ -391,13 +401,14 @@ def _feeds(reader: _Reader, items: list[Mapping[str, Any]], full_text: bool) -> 
         reader.table(data, ("feeds", index, None), _FEED)
         name = _name(reader, data, "feeds", index, seen)
         url: str = reader.get(data, ("feeds", index, "url"), str, required=True)
-        scheme = urlsplit(url.reveal() if isinstance(url, Secret) else url).scheme
-        if scheme not in ("http", "https"):
+        if not isinstance(url, Unresolved) and urlsplit(reveal(url)).scheme not in ("http", "https"):
             raise reader.fail(("feeds", index, "url"), "not an http(s) URL", "feeds are fetched over http or https")
         interval = reader.convert(data, ("feeds", index, "interval"), parse_duration, None)
         wants_text = reader.get(data, ("feeds", index, "full_text"), bool, full_text)
         feeds.append(FeedSpec(name, url, interval, reader.strings(data, ("feeds", index, "tags")), wants_text,
-                              _selector(reader, data, index)))
+                              _selector(reader, data, index), reveal(reader.get(data, ("feeds", index, "title"),
+                                                                                str, "")),
+                              reveal(reader.get(data, ("feeds", index, "html_url"), str, ""))))
     return tuple(feeds)
 
 
@@ -428,7 +439,7 @@ def _timezone(reader: _Reader, data: Mapping[str, Any], index: int) -> str:
 
 def _http_option(reader: _Reader, data: Mapping[str, Any], where: tuple[str, int, str]) -> Secret:
     url = reader.get(data, where, str, required=True)
-    if urlsplit(reveal(url)).scheme not in ("http", "https"):
+    if not isinstance(url, Unresolved) and urlsplit(reveal(url)).scheme not in ("http", "https"):
         raise reader.fail(where, "not an http(s) URL", "give the full URL, e.g. https://hooks.example.org/…")
     return url if isinstance(url, Secret) else Secret.of(url)
 
@@ -525,14 +536,20 @@ def _web(reader: _Reader, data: Mapping[str, Any]) -> tuple[str, Secret | None]:
     if not isinstance(token, Secret):
         raise reader.fail(("web", None, "token"), "the token must come from the environment, not the file",
                           'write token = "${CRISIS_MONITOR_WEB_TOKEN}" and export that variable')
+    if isinstance(token, Unresolved):
+        return listen, token
     if len(token.reveal()) < 16 or any(c.isspace() for c in token.reveal()):
         raise reader.fail(("web", None, "token"), "the token must be at least 16 characters, without spaces",
                           "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'")
     return listen, token
 
 
-def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
-    """The Config in ``text`` (read from ``path``, whose folder anchors relative paths)."""
+def load(text: str, path: Path, env: Mapping[str, str], secrets: bool = True) -> Config:
+    """The Config in ``text`` (read from ``path``, whose folder anchors relative paths).
+
+    ``secrets=False`` is for commands that send nothing: a ``${VAR}`` that is not set is then
+    an ``Unresolved`` empty value instead of an error, so a listing never needs a channel's secret.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -540,7 +557,7 @@ def load(text: str, path: Path, env: Mapping[str, str]) -> Config:
         where = f"{path}:{line.group(1)}" if line else str(path)
         raise ConfigError(f"{where}: not valid TOML: {error}",
                           "check quotes, brackets and that every string is quoted") from None
-    reader = _Reader(text, path, env)
+    reader = _Reader(text, path, env, secrets)
     for key in data:
         if key not in _TOP:
             raise reader.fail((key, None, None), "unknown table or key",
@@ -565,6 +582,8 @@ def _public_url(reader: _Reader, data: Mapping[str, Any]) -> str:
     """``[web] public_url``: where hubs reach this daemon's web endpoint (WebSub is off without it)."""
     where = ("web", None, "public_url")
     url: str = reader.get(data, where, str, "")
+    if isinstance(url, Unresolved):
+        return ""
     if url and (urlsplit(reveal(url)).scheme not in ("http", "https") or not urlsplit(reveal(url)).hostname):
         raise reader.fail(where, "not an http(s) URL", "give the address hubs reach, e.g. https://monitor.example.org")
     if url and not data.get("listen"):
@@ -583,8 +602,9 @@ def find_config(explicit: str | None, env: Mapping[str, str]) -> Path:
     return local if local.is_file() else Path("/etc/crisis-monitor/config.toml")
 
 
-def load_file(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Find, read and load the config file; ConfigError when it is missing or wrong."""
+def load_file(explicit: str | None = None, env: Mapping[str, str] | None = None, secrets: bool = True) -> Config:
+    """Find, read and load the config file; ConfigError when it is missing or wrong. ``secrets``: as
+    for ``load`` (False for commands that send nothing)."""
     env = os.environ if env is None else env
     path = find_config(explicit, env)
     try:
@@ -594,4 +614,4 @@ def load_file(explicit: str | None = None, env: Mapping[str, str] | None = None)
                           "pass --config PATH, set CRISIS_MONITOR_CONFIG, or copy the shipped config.toml") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read: {error}", "check the file's permissions and encoding") from None
-    return load(text, path.resolve(), env)
+    return load(text, path.resolve(), env, secrets)

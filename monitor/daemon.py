@@ -14,6 +14,7 @@ import contextlib
 import logging
 import pickle
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -230,6 +231,8 @@ class Daemon:
             when = summary.next_poll_at if summary else self.runtime.store.next_poll_at(name)
             if when is not None and not self.stopping.is_set():
                 self._reschedule(spec, when)
+        except asyncio.CancelledError:  # at stop, past stop_timeout: the feed was released, nothing to report
+            pass
         except Exception:
             log.exception("poll of %s failed unexpectedly; retrying at the next interval", name)
         finally:
@@ -333,13 +336,27 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
 
     async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Polls in flight get ``stop_timeout`` to finish; then they are cancelled (their feeds
+        released for the next poll, here or in another daemon) and workers still busy on them
+        (a feed that keeps the parser going for good) are killed: a stop always ends."""
         log.info("stopping: no new polls; waiting for %d in flight", len(self.running), extra={"event": "stopping"})
-        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.runtime.config.stop_timeout
+        # Paused, not shut down: APScheduler's shutdown cancels the jobs running at once.
+        self.scheduler.pause()
         self.wake_dispatcher.set()
         pending = set(self.running)
         if pending:
             _, pending = await asyncio.wait(pending, timeout=self.runtime.config.stop_timeout)
+        if pending:
+            log.warning("stopping: polls still running after stop_timeout (%g s) cancelled: %d; their feeds are "
+                        "released for the next poll", self.runtime.config.stop_timeout, len(pending),
+                        extra={"event": "stopping"})
         for task in [*pending, *tasks]:
             task.cancel()
         await asyncio.gather(*pending, *tasks, return_exceptions=True)
-
+        self.scheduler.shutdown(wait=False)
+        if self.runtime.workers is not None:
+            killed = await asyncio.to_thread(self.runtime.workers.stop, max(0.0, deadline - time.monotonic()))
+            if killed:
+                log.warning("stopping: parse workers still busy (stuck on a feed) killed: %d", killed,
+                            extra={"event": "stopping"})

@@ -5,6 +5,7 @@
      +-- RuleError          a rule or entity file: carries a SourceLocation
      |    +-- QueryError    a query that does not parse (column inside the query)
      +-- InputError         a document `scan` cannot read
+     +-- UsageError         a command line that does not say what to do (exit status 2)
 
 The CLI catches MonitorError at its edge and prints ``str(error)``; any other
 exception is a bug and keeps its traceback.
@@ -12,6 +13,7 @@ exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -43,6 +45,10 @@ class MonitorError(Exception):
         if self.hint:
             return f"{self.message} (hint: {self.hint})"
         return self.message
+
+
+class UsageError(MonitorError):
+    """A command line that does not say what to do (the CLI exits 2, as for argparse's own errors)."""
 
 
 class ConfigError(MonitorError):
@@ -88,3 +94,16 @@ class RuleSetError(MonitorError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+def did_you_mean(name: str, known: Sequence[str], what: str) -> str:
+    """A hint for an unknown name: the closest known one, else (some of) the known ones."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, 1, 0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if not known:
+        return f"no {what} configured"
+    shown = ", ".join(sorted(known)[:10])
+    return f"{what}: {shown}" + (f" and {len(known) - 10} more" if len(known) > 10 else "")

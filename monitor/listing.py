@@ -39,6 +39,11 @@ def _limit(value: str) -> int:
     return number
 
 
+def count(number: int, noun: str, plural: str = "") -> str:
+    """ "1 feed", "2 feeds", "1,000 matches": a number with its noun in the right number."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def stamp(value: str) -> str:
     """An ISO 8601 time for a text table: to the second, without microseconds."""
     found = _STAMP_RE.match(value)

@@ -93,7 +93,7 @@ def _config_for_backtest(config_path: str | None, need: bool) -> Any:
     from monitor.config import find_config, load_file
 
     if config_path or need or find_config(None, os.environ).is_file():
-        return load_file(config_path)
+        return load_file(config_path, secrets=False)
     return None
 
 

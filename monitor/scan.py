@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from monitor.errors import InputError
+from monitor.listing import count
 from monitor.rules.clauses import ClauseExamples
 from monitor.rules.engine import RuleSet
 from monitor.rules.loader import RuleSpec, load_folder
@@ -179,7 +180,7 @@ def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
         json.dump(records, out, ensure_ascii=False, indent=1)
         out.write("\n")
     elif fmt == "text":
-        out.write(f"{documents} documents, {matched} matched, {total_matches} matches\n")
+        out.write(f"{count(documents, 'document')}, {matched:,} matched, {count(total_matches, 'match', 'matches')}\n")
     return 0
 
 

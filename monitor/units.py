@@ -36,3 +36,12 @@ def parse_size(value: object) -> int:
     if size <= 0:
         raise ValueError(f"{value!r} is not a positive size; write it like \"512KB\", \"10MB\" or \"1GB\"")
     return size
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as config files write it: the largest unit that divides it ("2m", "90s", "1d"),
+    else the next smaller one rounded ("1.5h" is "90m")."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds)}s" if seconds < 60 or seconds % 60 else f"{int(seconds // 60)}m"

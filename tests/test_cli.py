@@ -36,7 +36,7 @@ def test_scan_text_highlights_terms() -> None:
     assert result.returncode == 0
     assert "003_d59f3123a2c8b298.txt: article-4 [high]" in result.stdout
     assert re.search(r"\*\*[^*]*Article 4[^*]*\*\*", result.stdout)
-    assert result.stdout.rstrip().endswith("1 documents, 1 matched, 3 matches")
+    assert result.stdout.rstrip().endswith("1 document, 1 matched, 3 matches")
 
 
 def test_scan_stdin_jsonl_and_feed_files(tmp_path: Path) -> None:

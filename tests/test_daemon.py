@@ -25,9 +25,9 @@ NEAR_ELECTION = "Election rally in Tallinn draws thousands of supporters."
 
 
 class Daemon:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, command: tuple[str, ...] = ("-m", "monitor")) -> None:
         env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(config)],
+        self.process = subprocess.Popen([sys.executable, *command, "run", "--config", str(config)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                         cwd=config.parent)
         self.lines: queue.Queue[str] = queue.Queue()

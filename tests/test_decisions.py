@@ -127,7 +127,8 @@ def test_opml_import_skips_configured_urls_and_renames_taken_names() -> None:
     added = new_feeds(read_opml(OPML, "mine.opml"), existing)
     assert [(f.name, f.url) for f in added] == [("err-news-2", "https://news.err.ee/rss"),
                                                 ("err-news-2-2", "https://news.err.ee/other")]
-    assert 'name = "err-news-2"\nurl = "https://news.err.ee/rss"\ntags = ["baltic"]' in toml_feeds(added)
+    block = 'name = "err-news-2"\nurl = "https://news.err.ee/rss"\ntitle = "ERR News"\ntags = ["baltic"]'
+    assert block in toml_feeds(added)
 
 
 def test_opml_round_trip() -> None:

@@ -21,7 +21,7 @@ def polled(feed_server: FeedServer, tmp_path: Path) -> Path:
                       f'[[feeds]]\nname = "down"\nurl = "http://127.0.0.1:9/nothing"\n')
     result = run_cli("poll", "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "2 feeds polled (1 failing): 1 new items, 1 matches, 1 alerts" in result.stdout
+    assert "2 feeds polled (1 failing): 1 new item, 1 match, 1 alert" in result.stdout
     assert "ALERT HIGH airspace-violation: Jets over Estonia" in result.stdout
     return config
 
@@ -57,13 +57,16 @@ def test_matches_list_json(polled: Path) -> None:
     assert {"rule", "severity", "item", "terms", "entities", "created_at"} <= set(data[0])
     assert data[0]["item"] == {"id": 1, "feed": "f", "title": "Jets over Estonia", "url": "https://n.example/1"}
     assert "violated … airspace" in data[0]["terms"] and "estonia" in data[0]["entities"]
+    assert isinstance(data[0]["story"], int)  # the story the item joined (issue 15)
 
 
 def test_alerts_list_json(polled: Path) -> None:
     data = json_of("alerts", "list", "--config", str(polled), "--format", "json")
-    assert [set(row) for row in data] == [{"id", "rule", "item_url", "channel", "status", "attempts", "last_error",
-                                           "created_at"}]
+    assert [set(row) for row in data] == [{"id", "rule", "story", "item_url", "channel", "status", "attempts",
+                                           "last_error", "created_at"}]
     assert data[0]["status"] == "delivered" and data[0]["channel"] == "console"
+    matched = json_of("matches", "list", "--config", str(polled), "--format", "json", "--rule", "airspace-violation")
+    assert data[0]["story"] == matched[0]["story"]
 
 
 def test_text_listings(polled: Path) -> None:
@@ -80,7 +83,7 @@ def test_feeds_import_and_export(tmp_path: Path) -> None:
                     '<outline text="ERR" xmlUrl="https://news.err.ee/rss"/></body></opml>')
     result = run_cli("feeds", "import", str(opml), "--config", str(config))
     assert result.returncode == 0, result.stderr
-    assert "added err: https://news.err.ee/rss" in result.stdout and "1 feeds added" in result.stdout
+    assert "added err: https://news.err.ee/rss" in result.stdout and "1 feed added" in result.stdout
     names = [row["name"] for row in json_of("feeds", "list", "--config", str(config), "--format", "json")]
     assert names == ["nato", "err"]
     exported = run_cli("feeds", "export", "--config", str(config)).stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -65,6 +66,7 @@ class Dispatcher:
         self.notifiers = dict(notifiers) if notifiers is not None else {
             c.name: build_notifier(c, config.http.user_agent) for c in config.channels}
         self.lease = lease_for(config.channels)
+        self.failures: Counter[str] = Counter()  # failed sends since start: "retry" (pending again) or "dead"
 
     async def run_once(self) -> int:
         """Send every due delivery; how many were delivered."""
@@ -151,6 +153,7 @@ class Dispatcher:
             retry_at = now + timedelta(seconds=retry_delay(self.settings, attempts, failure.retry_after,
                                                            random.random()))
         metrics.DELIVERIES.labels(channel.name, "retry" if retry_at else "dead").inc(len(ids))
+        self.failures["retry" if retry_at else "dead"] += len(ids)
         await asyncio.to_thread(self.outbox.failed, ids, failure.error, retry_at)
         for alert in alerts:
             log.warning("delivery failed", extra={

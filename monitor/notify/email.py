@@ -1,13 +1,20 @@
 """The email channel: SMTP with STARTTLS, implicit TLS or plain, optional auth; multipart text
-and HTML. One message per alert, or with ``digest`` one message per period listing them."""
+and HTML. One message per alert, or with ``digest`` one message per period listing them.
+
+The Message-ID comes from the alert id, so a retried delivery is the same message (a mail
+system that saw it already can drop the copy), and an update names its story's first alert
+(``Alert.thread``) in In-Reply-To and References: mail readers show it in that alert's thread.
+"""
 
 from __future__ import annotations
 
 import email.policy
+import hashlib
+import re
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 import aiosmtplib
 
@@ -23,6 +30,21 @@ from monitor.types import Alert
 POLICY = email.policy.SMTP.clone(max_line_length=200)
 
 
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
+
+
+def message_id(alert_id: str, sender: str) -> str:
+    """``<crisis-monitor.ALERT-ID@sender's domain>``: stable for an alert, so its retries and the
+    updates that thread under it agree on it."""
+    domain = _ID_UNSAFE.sub("", sender.rpartition("@")[2]) or "crisis-monitor.invalid"
+    return f"<crisis-monitor.{_ID_UNSAFE.sub('-', alert_id)}@{domain}>"
+
+
+def digest_id(alerts: Sequence[Alert]) -> str:
+    """The alert id a message of several alerts is known by: a hash of theirs, the same on a retry."""
+    return "digest." + hashlib.sha256("\n".join(sorted(a.id for a in alerts)).encode()).hexdigest()[:32]
+
+
 def message(alerts: Sequence[Alert], sender: str, to: Sequence[str]) -> EmailMessage:
     text, html = email_bodies(alerts)
     mail = EmailMessage(policy=POLICY)
@@ -30,7 +52,12 @@ def message(alerts: Sequence[Alert], sender: str, to: Sequence[str]) -> EmailMes
     mail["From"] = sender
     mail["To"] = ", ".join(to)
     mail["Date"] = formatdate(localtime=False)
-    mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    first = alerts[0]
+    mail["Message-ID"] = message_id(first.id if len(alerts) == 1 else digest_id(alerts), sender)
+    if len(alerts) == 1 and first.kind == "update" and first.thread:
+        parent = message_id(first.thread, sender)
+        mail["In-Reply-To"] = parent
+        mail["References"] = parent
     mail["X-Crisis-Monitor-Alerts"] = ", ".join(a.id for a in alerts)
     mail.set_content(text)
     mail.add_alternative(html, subtype="html")

@@ -432,10 +432,15 @@ class Store:
         """Matches, newest first, at most ``limit`` (None: all), read in batches as they are used."""
         query = self._matches_query(since, rule).order_by(col(MatchRow.created_at).desc(), col(MatchRow.id).desc())
         for m, item, name in self._stream(query.limit(limit)):
-            yield {"rule": m.rule, "severity": m.severity,
+            yield {"rule": m.rule, "severity": m.severity, "story": item.story_id,
                    "item": {"id": item.id, "feed": name, "title": item.title, "url": item.url},
                    "clauses": m.clauses, "terms": m.terms, "entities": m.entities, "snippet": m.snippet,
                    "created_at": iso(m.created_at)}
+
+    def has_matches(self, rule: str) -> bool:
+        """Whether ``rule`` has any stored match (one indexed lookup)."""
+        with Session(self.engine) as session:
+            return session.exec(select(MatchRow.id).where(MatchRow.rule == rule).limit(1)).first() is not None
 
     def count_matches(self, since: datetime | None = None, rule: str | None = None) -> int:
         return self._count(self._matches_query(since, rule))
@@ -460,7 +465,8 @@ class Store:
         query = self._alerts_query(status, rule, since).order_by(col(DeliveryRow.created_at).desc(),
                                                                  col(DeliveryRow.id).desc())
         for d, a, url in self._stream(query.limit(limit)):
-            yield {"id": a.id, "rule": a.rule, "item_url": url, "channel": d.channel, "status": d.status,
+            yield {"id": a.id, "rule": a.rule, "story": a.story_id, "item_url": url, "channel": d.channel,
+                   "status": d.status,
                    "attempts": d.attempts, "last_error": d.last_error, "created_at": iso(d.created_at)}
 
     def count_alerts(self, status: str | None = None, rule: str | None = None, since: datetime | None = None) -> int:

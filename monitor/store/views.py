@@ -209,3 +209,9 @@ def delivery_counts(store: Store) -> dict[str, int]:
     with Session(store.engine) as session:
         return {status: int(n) for status, n in session.execute(
             sa_select(col(DeliveryRow.status), func.count()).group_by(col(DeliveryRow.status)))}
+
+
+def story_count(store: Store) -> int:
+    """How many stories hold at least one item."""
+    with Session(store.engine) as session:
+        return int(session.execute(sa_select(func.count(func.distinct(col(ItemRow.story_id))))).scalar_one())

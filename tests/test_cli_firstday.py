@@ -1,0 +1,171 @@
+"""What bites a new user on the first day (issue 21): secrets only where something is sent, exit codes,
+consistent options and errors across commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.units import format_duration, parse_duration
+from tests.feedserver import FeedServer, Route
+from tests.test_store import VIOLATION, rss
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hook_config(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\nrules = "{ROOT / "rules"}"\ndatabase = "sqlite:///{tmp_path / "m.db"}"\n'
+                      '[web]\nlisten = "127.0.0.1:0"\ntoken = "${WEB_TOKEN}"\n'
+                      '[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "${HOOK_URL}"\nsecret = "${HOOK_SECRET}"\n'
+                      '[[feeds]]\nname = "f"\nurl = "https://feeds.example/rss?key=${FEED_KEY}"\n' + extra)
+    return config
+
+
+@pytest.mark.parametrize("command", [["items", "list"], ["matches", "list"], ["alerts", "list"], ["feeds", "list"],
+                                     ["feeds", "status"], ["feeds", "export"], ["rules", "check"]])
+def test_commands_that_send_nothing_need_no_secrets(command: list[str], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOOK_URL", "HOOK_SECRET", "WEB_TOKEN", "FEED_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    config = hook_config(tmp_path)
+    assert main([*command, "--config", str(config)]) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "not set" not in err
+    if command == ["feeds", "list"]:
+        assert "https://feeds.example/rss?key=${FEED_KEY}" in out  # shown as written, never expanded
+
+
+def test_commands_that_send_still_need_their_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOOK_URL", "HOOK_SECRET", "WEB_TOKEN", "FEED_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    config = hook_config(tmp_path)
+    for command in (["poll"], ["alerts", "test", "hook"], ["run"]):
+        assert main([*command, "--config", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "environment variable WEB_TOKEN is not set" in err and err.count("\n") == 1
+
+
+def feed_config(tmp_path: Path, feeds: dict[str, str], extra: str = "") -> Path:
+    lines = [f'[monitor]\nrules = "{ROOT / "rules"}"\nparse_workers = 0\n'
+             f'database = "sqlite:///{tmp_path / "m.db"}"\n' + extra]
+    lines += [f'[[feeds]]\nname = "{name}"\nurl = "{url}"\ninterval = "2m"\n' for name, url in feeds.items()]
+    config = tmp_path / "config.toml"
+    config.write_text("".join(lines))
+    return config
+
+
+DOWN = "http://127.0.0.1:9/nothing"
+
+
+def test_poll_exits_1_when_every_feed_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = feed_config(tmp_path, {"down": DOWN})
+    assert main(["poll", "--config", str(config)]) == 1
+    assert "1 feed polled (1 failing): 0 new items, 0 matches, 0 alerts" in capsys.readouterr().out
+
+
+def test_poll_exits_0_when_some_feeds_failed_unless_strict(feed_server: FeedServer, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets over Estonia", "https://n.example/1", VIOLATION)))
+    config = feed_config(tmp_path, {"f": feed_server.url("/f"), "down": DOWN})
+    assert main(["poll", "--config", str(config)]) == 0
+    assert "2 feeds polled (1 failing): 1 new item, 1 match, 1 alert" in capsys.readouterr().out
+    assert main(["poll", "--config", str(config), "--strict"]) == 1
+
+
+def test_poll_exits_1_when_a_delivery_failed(feed_server: FeedServer, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets over Estonia", "https://n.example/1", VIOLATION)))
+    feed_server.answer = lambda _: (500, 0.0)
+    hook = f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}"\n'
+    config = feed_config(tmp_path, {"f": feed_server.url("/f")}, hook)
+    assert main(["poll", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "1 feed polled (0 failing): 1 new item, 1 match, 1 alert; 1 delivery failed (0 dead" in out
+
+
+def test_usage_errors_exit_2_with_the_command_s_own_usage(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = feed_config(tmp_path, {"down": DOWN})
+    assert main(["alerts", "retry", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: crisis-monitor alerts retry") and "an alert ID, or --dead" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["poll", "--config", str(config), "--nonsense"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: crisis-monitor poll")
+    assert "unrecognized arguments: --nonsense" in err
+    assert main(["rules", "check", str(ROOT / "rules"), "--rules", str(tmp_path)]) == 2
+    assert "the folder is given twice" in capsys.readouterr().err
+
+
+def test_rules_folder_by_option_everywhere(feed_server: FeedServer, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CRISIS_MONITOR_CONFIG", raising=False)
+    rules = tmp_path / "mine"
+    rules.mkdir()
+    (rules / "jets.yaml").write_text("id: jets\ntitle: Jets\nseverity: high\nquery: jets\n")
+    for command in (["rules", "check"], ["rules", "test"]):
+        assert main([*command, "--rules", str(rules)]) == 0
+        assert f"{rules}: " in capsys.readouterr().err
+    assert main(["rules", "check", str(rules)]) == 0
+    assert "1 rule, 0 entities: ok" in capsys.readouterr().err
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets over Estonia", "https://n.example/1", VIOLATION)))
+    config = feed_config(tmp_path, {"f": feed_server.url("/f")})
+    assert main(["poll", "--config", str(config), "--rules", str(rules)]) == 0
+    assert "ALERT HIGH jets: Jets over Estonia" in capsys.readouterr().out
+
+
+def test_unknown_feed_and_rule_names_are_errors_with_a_did_you_mean(
+        feed_server: FeedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets over Estonia", "https://n.example/1", VIOLATION)))
+    config = str(feed_config(tmp_path, {"estonia-news": feed_server.url("/f")}))
+    assert main(["poll", "--config", config]) == 0
+    capsys.readouterr()
+    for command, hint in ((["items", "list", "--feed", "estonia-nwes"], "did you mean 'estonia-news'?"),
+                          (["poll", "--feed", "estonia-new"], "did you mean 'estonia-news'?"),
+                          (["matches", "list", "--rule", "airspace-violaton"], "did you mean 'airspace-violation'?"),
+                          (["alerts", "list", "--rule", "airspace-violaton"], "did you mean 'airspace-violation'?")):
+        assert main([*command, "--config", config]) == 1, command
+        err = capsys.readouterr().err
+        assert hint in err and err.count("\n") == 1, err
+    # a known rule without matches is an empty listing, not an error
+    assert main(["matches", "list", "--rule", "article-4", "--config", config]) == 0
+    assert capsys.readouterr().out == "(none)\n"
+
+
+def test_alerts_list_by_rule_and_time_with_a_time_column(feed_server: FeedServer, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    feed_server.routes["/f"] = Route(rss(("g1", "Jets over Estonia", "https://n.example/1", VIOLATION)))
+    config = str(feed_config(tmp_path, {"f": feed_server.url("/f")}))
+    assert main(["poll", "--config", config]) == 0
+    capsys.readouterr()
+    assert main(["alerts", "list", "--config", config, "--rule", "airspace-violation", "--since", "1h"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["CREATED_AT", "ID", "RULE"] and "airspace-violation" in row
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  ", row)
+    assert main(["alerts", "list", "--config", config, "--rule", "article-4"]) == 0
+    assert capsys.readouterr().out == "(none)\n"
+
+
+def test_feeds_list_shows_intervals_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = feed_config(tmp_path, {"down": DOWN})
+    assert main(["feeds", "list", "--config", str(config)]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["NAME", "INTERVAL", "TAGS", "TITLE", "URL"] and row.split()[:2] == ["down", "2m"]
+    assert main(["feeds", "list", "--config", str(config), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["interval"] == 120.0
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(120.0, "2m"), (90.0, "90s"), (86400.0, "1d"), (5400.0, "90m"),
+                                               (30.0, "30s"), (604800.0, "1w"), (7200.0, "2h")])
+def test_durations_are_shown_as_config_files_write_them(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds

@@ -169,3 +169,79 @@ def test_feeds_list_shows_intervals_as_written(tmp_path: Path, capsys: pytest.Ca
 def test_durations_are_shown_as_config_files_write_them(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+def damaged_config(tmp_path: Path, database: Path) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\nrules = "{ROOT / "rules"}"\nparse_workers = 0\ndatabase = "sqlite:///{database}"\n'
+                      '[[feeds]]\nname = "f"\nurl = "http://127.0.0.1:9/rss"\n')
+    return config
+
+
+@pytest.mark.parametrize("command", [["items", "list"], ["feeds", "status"], ["poll"], ["run"]])
+def test_a_file_that_is_no_database_is_one_line_naming_it(command: list[str], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    database = tmp_path / "monitor.db"
+    garbage = bytes(range(256)) * 32
+    database.write_bytes(garbage)
+    assert main([*command, "--config", str(damaged_config(tmp_path, database))]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"database {database}: damaged: file is not a database" in err
+    assert "backup" in err and "Run it as a service" in err
+    assert database.read_bytes() == garbage  # nothing written over what may still be rescued
+
+
+def test_a_page_damaged_later_is_the_same_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from monitor.store.repo import Store
+
+    database = tmp_path / "monitor.db"
+    Store(f"sqlite:///{database}").close()
+    with sqlite3.connect(database) as connection:  # items on many pages, checkpointed into the file
+        connection.execute("PRAGMA journal_mode=DELETE")
+    data = bytearray(database.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for number in range(1, len(data) // page):  # every page but the first (the header and the schema)
+        data[number * page:(number + 1) * page] = b"\xff" * page
+    database.write_bytes(bytes(data))
+    assert main(["items", "list", "--config", str(damaged_config(tmp_path, database))]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"database {database}: damaged: " in err and "malformed" in err
+    assert "backup" in err
+
+
+def test_a_folder_sqlite_cannot_write_says_why() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.store.schema import _open_error
+
+    error = OperationalError("PRAGMA journal_mode=WAL", None, sqlite3.OperationalError("unable to open database file"))
+    message = str(_open_error("sqlite:////srv/ro/monitor.db", error))
+    assert message.startswith("database /srv/ro/monitor.db: cannot open: unable to open database file")
+    assert "the folder /srv/ro and the file must be writable" in message and "monitor.db-wal" in message
+    assert "database server" not in message
+    server = str(_open_error("postgresql+psycopg://u:pw@db/x", error))
+    assert "database server runs" in server and "pw" not in server
+
+
+@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+                    reason="root writes to read-only folders")
+def test_a_read_only_database_folder_is_the_sqlite_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.store.repo import Store
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    Store(f"sqlite:///{folder / 'monitor.db'}").close()
+    for leftover in folder.glob("monitor.db-*"):
+        leftover.unlink()
+    folder.chmod(0o555)
+    try:
+        assert main(["items", "list", "--config", str(damaged_config(tmp_path, folder / "monitor.db"))]) == 1
+    finally:
+        folder.chmod(0o755)
+    err = capsys.readouterr().err
+    assert "must be writable" in err and "WAL" in err and "database server" not in err

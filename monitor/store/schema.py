@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.exc import NoSuchModuleError as NoDriver
 
 from monitor.config import redact_url
@@ -164,11 +164,54 @@ def open_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _damage_in_query)
     try:
         migrate(engine)
-    except OperationalError as error:
+    except DatabaseError as error:
         engine.dispose()
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise StoreError(f"database {shown}: cannot open: {reason}",
-                         "check that the database server runs and the URL in [monitor] database") from None
+        raise _open_error(url, error) from None
     return engine
+
+
+# SQLite's words for a file that is not (or no longer) a database, and for one it may not write.
+_DAMAGED = ("file is not a database", "database disk image is malformed", "malformed database schema")
+_NOT_WRITABLE = ("unable to open database file", "readonly database")
+BACKUP_HINT = ("restore it from your backup, as the README's section \"Run it as a service\" says, "
+               "or move it away to start an empty database")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, or None for another database (or SQLite in memory)."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///").split("?")[0])
+    return None
+
+
+def damaged(error: BaseException) -> bool:
+    """Whether a driver error says the SQLite file is damaged (or was never a database)."""
+    reason = str(getattr(error, "orig", None) or error).lower()
+    return any(words in reason for words in _DAMAGED)
+
+
+def _open_error(url: str, error: DatabaseError) -> StoreError:
+    """The one line for a database that cannot be opened: for SQLite, why this file (damaged, or a
+    folder SQLite may not write: WAL keeps ``-wal`` and ``-shm`` files beside the database)."""
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    path = sqlite_file(url)
+    if path is None:
+        return StoreError(f"database {redact_url(url)}: cannot open: {reason}",
+                          "check that the database server runs and the URL in [monitor] database")
+    if damaged(error):
+        return StoreError(f"database {path}: damaged: {reason}", BACKUP_HINT)
+    if any(words in reason.lower() for words in _NOT_WRITABLE):
+        return StoreError(f"database {path}: cannot open: {reason}",
+                          f"the folder {path.parent} and the file must be writable by this user: SQLite's WAL "
+                          f"mode keeps {path.name}-wal and {path.name}-shm beside the database")
+    return StoreError(f"database {path}: cannot open: {reason}", "check the path in [monitor] database")
+
+
+def _damage_in_query(context: Any) -> None:
+    """``handle_error`` hook: a damaged page met by any later query is the same one line, naming the file."""
+    path = sqlite_file(str(context.engine.url)) if context.engine is not None else None
+    if path is not None and damaged(context.original_exception):
+        raise StoreError(f"database {path}: damaged: {context.original_exception}", BACKUP_HINT)

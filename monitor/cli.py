@@ -55,11 +55,13 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     from monitor.config import find_config, load_file
     from monitor.errors import ConfigError
     from monitor.routing import unknown_channels
+    from monitor.rules.lint import rule_warnings
     from monitor.rules.loader import check_folder
 
     directory = _rules_dir(_rules_arg(args))
     specs, gazetteer, errors = check_folder(directory)
     problems: list[object] = list(errors)
+    warnings = rule_warnings(specs)
     checked = ""
     # The channels rules name are checked against the config, when there is one to read.
     config_path = find_config(args.config, os.environ)
@@ -70,10 +72,12 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
             problems.append(error)
         else:
             problems.extend(unknown_channels(specs, config.channels))
-            checked = f"; channels checked against {config_path}"
-    for problem in problems:
+            warnings = rule_warnings(specs, {f.name for f in config.feeds}, {t for f in config.feeds for t in f.tags})
+            checked = f"; channels, feeds and tags checked against {config_path}"
+    for problem in [*problems, *warnings]:
         print(problem)
     status = "ok" if not problems else count(len(problems), "problem")
+    status += f", {count(len(warnings), 'warning')}" if warnings else ""
     print(f"{directory}: {count(len(specs), 'rule')}, {count(len(gazetteer.entities), 'entity', 'entities')}"
           f"{checked}: {status}", file=sys.stderr)
     return EXIT_USER if problems else EXIT_OK

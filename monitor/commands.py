@@ -250,13 +250,18 @@ def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out:
     return 0
 
 
+TEST_RULE = "crisis-monitor-test"
+
+
 def sample_alert(channel: str) -> Any:
     from monitor.types import Alert
 
     now = datetime.now(UTC)
     snippet = "Three Russian MiG-31 jets violated Estonian airspace for 12 minutes (a test alert)."
-    return Alert(id=f"test-{uuid.uuid4()}", created_at=now, rule="airspace-violation",
-                 rule_title="Military aircraft or drone violates a state's airspace", severity="high",
+    # Under a clearly marked rule id, not a real rule's: a receiver that routes or counts by rule
+    # never takes the test for a real airspace alert.
+    return Alert(id=f"test-{uuid.uuid4()}", created_at=now, rule=TEST_RULE,
+                 rule_title="crisis-monitor test alert (not a real rule)", severity="high",
                  tags=("airspace", "test"), item_title="crisis-monitor test alert",
                  item_url="https://example.org/crisis-monitor-test", published_at=now, feed="crisis-monitor",
                  terms=("violated … airspace", "mig 31"), entities=("russia", "mig-31", "estonia"), snippet=snippet,

@@ -132,7 +132,7 @@ def test_rules_check_checks_the_channels_rules_name_against_the_config(tmp_path:
     assert missing.returncode == 1
     assert missing.stdout.splitlines() == [
         "rules/paged.yaml:5:11: channels: unknown channel 'pager' (hint: channels in config.toml: console)"]
-    assert "channels checked against config.toml" in missing.stderr
+    assert "channels, feeds and tags checked against config.toml" in missing.stderr
     (tmp_path / "paging.toml").write_text('[[channels]]\nname = "pager"\ntype = "console"\n')
     defined = run_cli("rules", "check", str(rules), "--config", str(tmp_path / "paging.toml"))
     assert defined.returncode == 0, defined.stdout

@@ -245,3 +245,37 @@ def test_a_read_only_database_folder_is_the_sqlite_reason(tmp_path: Path, capsys
         folder.chmod(0o755)
     err = capsys.readouterr().err
     assert "must be writable" in err and "WAL" in err and "database server" not in err
+
+
+def test_a_one_line_query_that_starts_with_a_quote_gets_the_yaml_hint(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "r.yaml").write_text('id: r\ntitle: R\nseverity: high\nquery: "shot down" NEAR/5 drone\n')
+    assert main(["rules", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"{tmp_path}/r.yaml:4:20: invalid YAML")
+    assert "query: >" in out and "query: '\"shot down\" NEAR/5 drone'" in out and out.count("\n") == 1
+
+
+def test_rules_check_warns_of_a_bare_not_and_of_unknown_feeds_and_tags(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no config.toml found without --config
+    monkeypatch.delenv("CRISIS_MONITOR_CONFIG", raising=False)
+    rules = tmp_path / "rules"
+    (tmp_path / "etc").mkdir()
+    rules.mkdir()
+    (rules / "not.yaml").write_text("id: n\ntitle: N\nseverity: high\nquery: NOT drone\n")
+    (rules / "meta.yaml").write_text("id: m\ntitle: M\nseverity: high\nquery: >\n  drone AND\n"
+                                     "  (feed:reuter OR tag:natoo OR tag:nato)\n")
+    config = tmp_path / "etc" / "config.toml"
+    config.write_text(f'[monitor]\nrules = "{rules}"\n[[feeds]]\nname = "reuters"\nurl = "https://x.example/rss"\n'
+                      'tags = ["nato"]\n')
+    assert main(["rules", "check", str(rules)]) == 0  # warnings do not fail the check
+    out = capsys.readouterr().out
+    assert out == (f"{rules}/not.yaml:4:8: warning: the query is only NOT …, so it matches nearly every item "
+                   "(hint: say what an item must hold too, as in drone AND NOT camera)\n")
+    assert main(["rules", "check", str(rules), "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert f"{rules}/meta.yaml:6:4: warning: feed:reuter: no such feed in the config" in out
+    assert "did you mean 'reuters'?" in out
+    assert f"{rules}/meta.yaml:6:19: warning: tag:natoo: no such tag" in out and "tag:nato:" not in out
+    assert out.count("\n") == 3 and err.rstrip().endswith("ok, 3 warnings")

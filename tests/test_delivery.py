@@ -214,7 +214,9 @@ def test_alerts_test_sends_through_the_real_channel(feed_server: FeedServer, tmp
     config = config_with(tmp_path, three_items(feed_server), channel)
     result = run_cli("alerts", "test", "hook", "--config", str(config.path))
     assert result.returncode == 0 and "accepted" in result.stdout
-    assert json.loads(feed_server.posts[0].body)["item"]["title"] == "crisis-monitor test alert"
+    body = json.loads(feed_server.posts[0].body)
+    assert body["item"]["title"] == "crisis-monitor test alert"
+    assert body["rule"]["id"] == "crisis-monitor-test"  # never a real rule's id
     feed_server.answer = lambda _: (404, 0.0)
     result = run_cli("alerts", "test", "hook", "--config", str(config.path))
     assert result.returncode == 1 and "HTTP 404" in result.stdout and "will not help" in result.stdout

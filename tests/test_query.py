@@ -63,6 +63,9 @@ def test_field_scope_and_ordered_near() -> None:
     ("@ AND b", 1, "entity name"),
     ("()", 2, "empty parentheses"),
     ("feed: AND x", 1, "needs a name"),
+    ("(drone or missile) AND attack", 8, "operators are upper case: write OR"),
+    ("x AND (drone and missile)", 14, "operators are upper case: write AND"),
+    ("titel:(drone OR jet)", 1, "unknown field 'titel:' (hint: did you mean 'title'?)"),
 ])
 def test_errors_point_at_the_column(query: str, column: int, fragment: str) -> None:
     with pytest.raises(QueryError) as caught:

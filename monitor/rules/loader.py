@@ -21,7 +21,7 @@ from monitor.rules import yamlsrc
 from monitor.rules.clauses import ClauseExamples, Resolver, clause_examples, load_library, read_definitions
 from monitor.rules.entities import ID_RE, Gazetteer, check_names, load_entity_file
 from monitor.rules.filecheck import FileCheck
-from monitor.rules.query import Node
+from monitor.rules.query import Meta, Node, walk
 from monitor.types import FIELDS, SEVERITIES, Document
 
 STATUSES = ("stable", "test", "experimental")
@@ -54,6 +54,9 @@ class RuleSpec:
     clause_examples: tuple[ClauseExamples, ...] = field(default=(), compare=False)  # its define:'s examples
     location: SourceLocation = field(default=SourceLocation(""), compare=False)
     channels_location: SourceLocation | None = field(default=None, compare=False)  # of the channels list
+    query_location: SourceLocation | None = field(default=None, compare=False)
+    # the query's own feed:/tag: terms (not those of its $clauses), where they are written
+    meta_places: tuple[tuple[str, str, SourceLocation], ...] = field(default=(), compare=False)
 
 
 def _build(check: FileCheck, root: yaml.Node, library: Resolver) -> RuleSpec | None:
@@ -120,7 +123,12 @@ def _value_of(check: FileCheck, key: str, node: yaml.Node, values: dict[str, Any
     if key == "query":
         text = check.text(node, key)
         values["query_text"] = (text or "").strip()
-        return check.query(node, text) if text else None
+        query = check.query(node, text) if text else None
+        if query is not None:
+            values["query_location"] = check.source.at(node)
+            values["meta_places"] = tuple((m.kind, m.value, check.source.inside(node, m.column - 1))
+                                          for m in walk(query, clauses=False) if isinstance(m, Meta))
+        return query
     if key == "define":
         return None  # read first, by _local_clauses
     if key == "examples":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from monitor.errors import QueryError
+from monitor.errors import QueryError, did_you_mean
 from monitor.text import query_tokens
 from monitor.types import FIELDS
 
@@ -270,6 +270,12 @@ def lex(query: str) -> list[Token]:
 
 # --- parser --------------------------------------------------------------------------------
 
+def _unknown_field(word: str) -> str:
+    """The name of ``word`` when it is written as a field scope (``titel:``), else ""."""
+    name, colon, rest = word.partition(":")
+    return name if colon and not rest and name.isalpha() else ""
+
+
 class _Parser:
     def __init__(self, query: str) -> None:
         self.query = query
@@ -302,6 +308,9 @@ class _Parser:
         previous = self.tokens[self.pos - 1].text if self.pos else ""
         if token.text.lower() in ("and", "or", "not") or token.text.lower().startswith("near"):
             hint = f"operators are upper case: write {token.text.upper()}"
+        elif token.kind == "LPAREN" and (field := _unknown_field(previous)):
+            return QueryError(self.tokens[self.pos - 1].column, f"unknown field {field + ':'!r}",
+                              did_you_mean(field, [*FIELDS, "sentence", "feed", "tag"], "fields"))
         else:
             hint = f'join them with AND or OR, or quote them as a phrase: "{previous} {token.text}"'
         return QueryError(token.column, f"two terms with no operator between them at {token.text!r}",
@@ -360,8 +369,10 @@ class _Parser:
                 raise QueryError(close.column, "empty parentheses ()")
             node = self.parse_or()
             close = self.peek()
-            if close is None or close.kind != "RPAREN":
+            if close is None:
                 raise QueryError(token.column, "unclosed '('", "add the matching ')'")
+            if close.kind != "RPAREN":  # "(drone or missile)" stops at "or", not for want of a ")"
+                raise self.missing_operator(close)
             self.next()
             return node
         if token.kind == "FIELD":

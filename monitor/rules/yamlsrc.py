@@ -60,6 +60,20 @@ class Source:
         return self.at(node)
 
 
+def _yaml_hint(source: Source, mark: Any) -> str:
+    """The hint for a YAML error: a query value that starts with a quote and goes on after it (YAML
+    reads ``query: "shot down" NEAR/5 drone`` as a quoted string, then stray text) is the common trap."""
+    lines = source.text.split("\n")
+    line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    key, colon, value = line.strip().partition(": ")
+    value = value.strip()
+    if colon and value[:1] in ('"', "'") and 0 < value.find(value[0], 1) < len(value) - 1:
+        key = key.strip("- ")
+        return (f"YAML reads a value that starts with a quote as one quoted string: write '{key}: >' and the "
+                f"query indented on the next line, or quote the whole of it: {key}: '{value}'")
+    return "check indentation and quoting"
+
+
 def compose(source: Source) -> yaml.Node | None:
     """The node tree of a one-document YAML file; duplicate keys are errors."""
     try:
@@ -72,8 +86,7 @@ def compose(source: Source) -> yaml.Node | None:
         mark = error.problem_mark or error.context_mark
         where = SourceLocation(source.path, mark.line + 1, mark.column + 1) if mark else \
             SourceLocation(source.path)
-        raise RuleError(where, f"invalid YAML: {error.problem or error.context}",
-                        "check indentation and quoting") from None
+        raise RuleError(where, f"invalid YAML: {error.problem or error.context}", _yaml_hint(source, mark)) from None
     except yaml.YAMLError as error:
         raise RuleError(SourceLocation(source.path), f"invalid YAML: {error}") from None
     if node is not None:

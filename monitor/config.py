@@ -102,6 +102,10 @@ class HttpSettings:
     robots_ttl: float = 3600.0
 
 
+TIERS = ("official", "wire", "media", "other")
+STORY_WINDOW = 96 * 3600.0
+
+
 @dataclass(frozen=True)
 class FeedSpec:
     """A feed as configured. ``url`` may be a Secret when it came from the environment."""
@@ -114,6 +118,8 @@ class FeedSpec:
     full_text_selector: str = ""
     title: str = ""  # a human title, as an OPML outline gave it
     html_url: str = ""  # the site's home page (OPML htmlUrl)
+    publisher: str = ""  # who corroborates (issue 15); "" means the registrable domain of each item's URL
+    tier: str = "other"  # one of TIERS: a rule may count only some tiers toward min_sources
 
     @property
     def display_url(self) -> str:
@@ -169,6 +175,7 @@ class Config:
     web_listen: str = ""
     web_token: Secret | None = field(default=None, repr=False)
     web_public_url: str = ""
+    story_window: float = STORY_WINDOW
 
     @property
     def display_database(self) -> str:
@@ -290,11 +297,13 @@ _TYPE_HINTS: dict[type, str] = {
     list: 'write a list like ["a", "b"]',
 }
 
-_TOP = {"monitor", "http", "feeds", "channels", "web", "delivery"}
+_TOP = {"monitor", "http", "feeds", "channels", "web", "delivery", "stories"}
+
 _MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
             "stale_after", "stop_timeout", "log_format", "parse_workers", "full_text"}
 _HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects", "robots_ttl"}
-_FEED = {"name", "url", "interval", "tags", "full_text", "full_text_selector", "title", "html_url"}
+_FEED = {"name", "url", "interval", "tags", "full_text", "full_text_selector", "title", "html_url", "publisher",
+         "tier"}
 _CHANNEL_COMMON = {"name", "type", "min_severity", "tags", "quiet_hours", "timezone", "group_window", "group_max"}
 _CHANNEL_OPTIONS: dict[str, set[str]] = {
     "console": set(),
@@ -408,8 +417,27 @@ def _feeds(reader: _Reader, items: list[Mapping[str, Any]], full_text: bool) -> 
         feeds.append(FeedSpec(name, url, interval, reader.strings(data, ("feeds", index, "tags")), wants_text,
                               _selector(reader, data, index), reveal(reader.get(data, ("feeds", index, "title"),
                                                                                 str, "")),
-                              reveal(reader.get(data, ("feeds", index, "html_url"), str, ""))))
+                              reveal(reader.get(data, ("feeds", index, "html_url"), str, "")),
+                              reveal(reader.get(data, ("feeds", index, "publisher"), str, "")).strip().lower(),
+                              _tier(reader, data, index)))
     return tuple(feeds)
+
+
+def _tier(reader: _Reader, data: Mapping[str, Any], index: int) -> str:
+    where = ("feeds", index, "tier")
+    tier: str = reveal(reader.get(data, where, str, "other"))
+    if tier not in TIERS:
+        raise reader.fail(where, f"unknown tier {tier!r}", f"write one of {', '.join(TIERS)}")
+    return tier
+
+
+def _stories(reader: _Reader, data: Mapping[str, Any]) -> float:
+    """``[stories] window``: how long an item stays a candidate for the stories of new items."""
+    reader.table(data, ("stories", None, None), {"window"})
+    window: float = reader.convert(data, ("stories", None, "window"), parse_duration, STORY_WINDOW)
+    if window <= 0:
+        raise reader.fail(("stories", None, "window"), "must be longer than zero", 'write e.g. "96h"')
+    return window
 
 
 _QUIET_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -563,7 +591,7 @@ def load(text: str, path: Path, env: Mapping[str, str], secrets: bool = True) ->
             raise reader.fail((key, None, None), "unknown table or key",
                               f"known tables: {', '.join(sorted(_TOP))}")
     base = path.parent
-    sections = {key: data.get(key, {}) for key in ("monitor", "http", "web", "delivery")}
+    sections = {key: data.get(key, {}) for key in ("monitor", "http", "web", "delivery", "stories")}
     for key, section in sections.items():
         if not isinstance(section, dict):
             raise reader.fail((key, None, None), "must be a table", f"write it as [{key}]")
@@ -575,7 +603,8 @@ def load(text: str, path: Path, env: Mapping[str, str], secrets: bool = True) ->
     feeds = _feeds(reader, _array(reader, data, "feeds"), monitor.pop("full_text"))
     return Config(path=path, http=_http(reader, sections["http"]), delivery=_delivery(reader, sections["delivery"]),
                   feeds=feeds, channels=channels, web_listen=listen, web_token=token,
-                  web_public_url=_public_url(reader, sections["web"]), **monitor)
+                  web_public_url=_public_url(reader, sections["web"]),
+                  story_window=_stories(reader, sections["stories"]), **monitor)
 
 
 def _public_url(reader: _Reader, data: Mapping[str, Any]) -> str:

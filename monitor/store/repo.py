@@ -311,13 +311,12 @@ class Store:
     def _alert(self, session: Session, item_id: int, story_id: int, match: Match, match_id: int,
                channels: Sequence[str], moment: datetime) -> int:
         """An alert and its deliveries, unless this rule already alerted on this story."""
-        exists = session.exec(select(AlertRow.id).where(AlertRow.rule == match.rule,
-                                                        AlertRow.story_id == story_id)).first()
-        if exists is not None:
+        key = f"alert:{match.rule}:{story_id}"
+        if session.exec(select(AlertRow.id).where(AlertRow.key == key)).first() is not None:
             return 0
         alert = AlertRow(id=str(uuid.uuid4()), rule=match.rule, rule_title=match.title, severity=match.severity,
                          tags=list(match.tags), story_id=story_id, item_id=item_id, match_id=match_id,
-                         created_at=moment)
+                         created_at=moment, key=key)
         try:
             with session.begin_nested():
                 session.add(alert)

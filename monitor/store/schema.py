@@ -17,13 +17,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, ForeignKeyConstraint, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.exc import NoSuchModuleError as NoDriver
 
 from monitor.config import redact_url
 from monitor.errors import MonitorError
-from monitor.store.tables import SchemaVersion, SubscriptionRow, metadata
+from monitor.store.tables import (
+    AlertRow,
+    DeliveryRow,
+    ItemRow,
+    SchemaVersion,
+    SignatureRow,
+    StoryRow,
+    SubscriptionRow,
+    metadata,
+)
 
 
 class StoreError(MonitorError):
@@ -52,6 +61,23 @@ def _add_columns(connection: Connection, table: str, columns: dict[str, str]) ->
             connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
 
 
+def _as_declared(connection: Connection, model: Any, *names: str) -> dict[str, str]:
+    """The SQL definitions of ``model``'s columns ``names`` as tables.py declares them (type in the
+    connection's dialect, NOT NULL, server default), for ``_add_columns``: a migrated database then
+    has the columns a new one gets."""
+    table: Table = model.__table__
+    definitions = {}
+    for name in names:
+        column = table.columns[name]
+        definition = column.type.compile(dialect=connection.dialect)
+        if not column.nullable:
+            definition += " NOT NULL"
+        if column.server_default is not None:
+            definition += f" DEFAULT '{column.server_default.arg}'"  # type: ignore[attr-defined]
+        definitions[name] = definition
+    return definitions
+
+
 def _full_text(connection: Connection) -> None:
     """Items keep their article page's text, and why there is none (issue 18)."""
     _add_columns(connection, "items", {"full_text": "TEXT NOT NULL DEFAULT ''", "full_text_status": "VARCHAR",
@@ -69,8 +95,79 @@ def _match_evidence(connection: Connection) -> None:
                                          "snippet_entities": "JSON NOT NULL DEFAULT '[]'"})
 
 
+def _stories(connection: Connection) -> None:
+    """Stories clustered across outlets, and the alert lifecycle per rule and story (issue 15).
+
+    Stories gain what the lifecycle reads (last seen, publishers, item count, rules, title, state),
+    items their publisher and tier, a table keeps the signatures of the window's items. Alerts lose
+    their uniqueness on (rule, story_id), since a story now sends updates, and gain a unique ``key``
+    with the kind, thread, reason and detail. SQLite cannot drop a constraint, so there alerts and
+    deliveries (which refer to them) are rebuilt and copied; PostgreSQL alters them in place.
+    """
+    _add_columns(connection, "stories", _as_declared(connection, StoryRow, "last_seen_at", "publishers",
+                                                     "item_count", "rules", "title", "state"))
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_stories_last_seen_at ON stories (last_seen_at)"))
+    _add_columns(connection, "items", _as_declared(connection, ItemRow, "publisher", "tier"))
+    SignatureRow.__table__.create(connection, checkfirst=True)  # type: ignore[attr-defined]
+    connection.execute(text(
+        "UPDATE stories SET item_count = (SELECT count(*) FROM items WHERE items.story_id = stories.id), "
+        "last_seen_at = COALESCE((SELECT max(items.first_seen_at) FROM items WHERE items.story_id = stories.id), "
+        "first_seen_at), title = COALESCE((SELECT items.title FROM items WHERE items.story_id = stories.id "
+        "ORDER BY items.id LIMIT 1), '') WHERE last_seen_at IS NULL"))
+    if "key" in {column["name"] for column in inspect(connection).get_columns("alerts")}:
+        return  # made by _initial from today's tables
+    if connection.dialect.name == "sqlite":
+        _rebuild_alerts_sqlite(connection)
+    else:
+        unique = [constraint["name"] for constraint in inspect(connection).get_unique_constraints("alerts")]
+        for name in unique:
+            connection.execute(text(f'ALTER TABLE alerts DROP CONSTRAINT "{name}"'))
+        _add_columns(connection, "alerts", _as_declared(connection, AlertRow, *_ALERT_COLUMNS))
+        connection.execute(text(_ALERT_KEYS))
+        connection.execute(text("ALTER TABLE alerts ADD CONSTRAINT uq_alerts_key UNIQUE (key)"))
+
+
+_ALERT_COLUMNS = ("key", "kind", "thread", "reason", "detail")
+# Alerts before version 6 were each the one alert of their rule and story.
+_ALERT_KEYS = "UPDATE alerts SET key = 'alert:' || rule || ':' || CAST(story_id AS VARCHAR)"
+
+
+def _rebuild_alerts_sqlite(connection: Connection) -> None:
+    alerts: Table = AlertRow.__table__  # type: ignore[attr-defined]
+    deliveries: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+    scratch = MetaData()
+    for table in metadata.sorted_tables:  # what the copies refer to
+        table.to_metadata(scratch)
+    new_alerts = alerts.to_metadata(scratch, name="alerts_new")
+    new_deliveries = deliveries.to_metadata(scratch, name="deliveries_new")
+    # Copies without indexes (their names are taken until the old tables go); deliveries_new refers
+    # to alerts_new, and SQLite's RENAME rewrites that reference to "alerts".
+    for copy in (new_alerts, new_deliveries):
+        copy.indexes.clear()
+    for column in new_deliveries.columns:
+        for foreign in list(column.foreign_keys):
+            if foreign.target_fullname.startswith("alerts."):
+                column.foreign_keys.discard(foreign)
+                new_deliveries.constraints.discard(foreign.constraint)
+    new_deliveries.append_constraint(ForeignKeyConstraint(["alert_id"], ["alerts_new.id"]))
+    new_alerts.create(connection)
+    new_deliveries.create(connection)
+    old = ", ".join(column.name for column in alerts.columns if column.name not in _ALERT_COLUMNS)
+    connection.execute(text(f"INSERT INTO alerts_new ({old}, key) SELECT {old}, "
+                            "'alert:' || rule || ':' || CAST(story_id AS TEXT) FROM alerts"))
+    names = ", ".join(column.name for column in deliveries.columns)
+    connection.execute(text(f"INSERT INTO deliveries_new ({names}) SELECT {names} FROM deliveries"))
+    connection.execute(text("DROP TABLE deliveries"))
+    connection.execute(text("DROP TABLE alerts"))
+    connection.execute(text("ALTER TABLE alerts_new RENAME TO alerts"))
+    connection.execute(text("ALTER TABLE deliveries_new RENAME TO deliveries"))
+    for index in list(alerts.indexes) + list(deliveries.indexes):
+        index.create(connection)
+    _dashboard_indexes(connection)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _full_text,
-                                                      4: _websub, 5: _match_evidence}
+                                                      4: _websub, 5: _match_evidence, 6: _stories}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

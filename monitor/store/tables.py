@@ -8,8 +8,9 @@ SQLite and PostgreSQL store natively.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -48,12 +49,20 @@ class FeedRow(SQLModel, table=True):
 
 
 class StoryRow(SQLModel, table=True):
-    """One story, however many feeds carry it: keyed by canonical URL."""
+    """One story (one event, however many outlets report it; issue 15). ``key`` is unique and says
+    nothing: before version 6 it was the canonical URL, since then a random token. ``publishers`` and
+    ``rules`` are sorted lists; ``state`` is "open" while its items are within ``[stories] window``."""
 
     __tablename__ = "stories"
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, index=True)
     first_seen_at: datetime
+    last_seen_at: datetime | None = Field(default=None, index=True)
+    publishers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    item_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    state: str = Field(default="open", sa_column_kwargs={"server_default": "open"})
 
 
 class ItemRow(SQLModel, table=True):
@@ -77,6 +86,21 @@ class ItemRow(SQLModel, table=True):
     full_text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     full_text_status: str | None = None
     full_text_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Who corroborates (issue 15): the feed's publisher key, else the URL's registrable domain; the
+    # feed's tier (official, wire, media, other).
+    publisher: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    tier: str = Field(default="other", sa_column_kwargs={"server_default": "other"})
+
+
+class SignatureRow(SQLModel, table=True):
+    """An item's story signature (monitor/stories/signature.py), kept while it is a candidate for
+    new items: rows older than ``[stories] window`` are deleted."""
+
+    __tablename__ = "story_signatures"
+    item_id: int = Field(foreign_key="items.id", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    seen_at: datetime = Field(index=True)
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MatchRow(SQLModel, table=True):
@@ -97,10 +121,15 @@ class MatchRow(SQLModel, table=True):
 
 
 class AlertRow(SQLModel, table=True):
-    """One alert per rule and story; its deliveries are the outbox."""
+    """A message about a story for a rule; its deliveries are the outbox.
+
+    ``key`` makes the lifecycle idempotent across daemons: ``alert:RULE:STORY`` (one first alert),
+    ``update:RULE:STORY:STEP`` (one per ladder rung or severity step), ``surge:RULE:WINDOW``.
+    ``thread`` is the id of the first alert an update follows; ``detail`` the figures behind it.
+    """
 
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("rule", "story_id"),)
+    __table_args__ = (UniqueConstraint("key", name="uq_alerts_key"),)
     id: str = Field(primary_key=True)
     rule: str = Field(index=True)
     rule_title: str = ""
@@ -110,6 +139,11 @@ class AlertRow(SQLModel, table=True):
     item_id: int = Field(foreign_key="items.id")
     match_id: int = Field(foreign_key="matches.id")
     created_at: datetime = Field(index=True)
+    key: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    kind: str = Field(default="alert", sa_column_kwargs={"server_default": "alert"})
+    thread: str | None = None
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class DeliveryRow(SQLModel, table=True):

@@ -10,6 +10,7 @@ the polls that finish while one write is under way are written together (``Group
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import html
 import logging
@@ -35,6 +36,7 @@ from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.repo import PollRecord, PollWrite, Store
 from monitor.store.subscriptions import Subscriptions
+from monitor.stories.publisher import publisher_of
 from monitor.types import Document, FeedState, FeedUpdate, FullText, ItemWrite
 from monitor.workers import WorkerLost, WorkerPool
 
@@ -305,7 +307,8 @@ class Pipeline:
             started = time.perf_counter()
         writes = await self._prepare(spec, parsed, known, self.rules(), now, texts)
         timings["match"] = time.perf_counter() - started
-        return writes
+        return [dataclasses.replace(w, publisher=publisher_of(w.doc.url, spec.publisher or None), tier=spec.tier)
+                for w in writes]
 
     async def _after_poll(self, spec: FeedSpec, state: FeedState, parsed: ParsedFeed | None, now: datetime) -> None:
         """WebSub's part of a poll; whatever goes wrong there, the poll goes on."""

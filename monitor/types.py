@@ -129,6 +129,8 @@ class ItemWrite:
     alert_rules: tuple[str, ...] = ()
     item_id: int | None = None
     full_text: FullText | None = None  # None: the feed does not ask for its items' article pages
+    publisher: str = ""  # who corroborates (issue 15): the feed's publisher key, else the URL's registrable domain
+    tier: str = "other"  # the feed's tier
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from monitor.config import load
 from monitor.errors import ConfigError
 from monitor.store.schema import LATEST, MIGRATIONS, migrate
 from monitor.store.tables import metadata
-from tests.helpers import PG_URL, fresh_database
+from tests.feedserver import FeedServer, Route
+from tests.helpers import PG_URL, ItemRow, StoryRow, fresh_database, make_config, poll_once, rows
+from tests.test_store import VIOLATION, rss
 
 KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     not PG_URL, reason="CRISIS_MONITOR_TEST_DATABASE_URL is not set"))]
@@ -156,3 +159,25 @@ def test_a_bad_story_key_is_one_line_naming_file_line_and_key(extra: str, messag
     with pytest.raises(ConfigError) as caught:
         load(FEED + extra, PATH, {})
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+@pytest.fixture(params=KINDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return fresh_database(request.param, tmp_path)
+
+
+def test_items_keep_their_publisher_and_tier_and_stories_their_summary(feed_server: FeedServer, tmp_path: Path,
+                                                                       database: str) -> None:
+    story = "https://n.example/story"
+    feed_server.routes["/a"] = Route(rss(("a1", "Jets over Estonia", story + "?utm_source=a", VIOLATION)))
+    feed_server.routes["/b"] = Route(rss(("b1", "Jets", "http://www.n.example/story/", VIOLATION)))
+    config = make_config(tmp_path, {"a": feed_server.url("/a"), "b": feed_server.url("/b")}, database)
+    config = dataclasses.replace(config, feeds=(dataclasses.replace(config.feeds[0], publisher="wire-x", tier="wire"),
+                                                config.feeds[1]))
+    poll_once(config)
+    items = sorted((i.guid, i.publisher, i.tier) for i in rows(config, ItemRow))
+    assert items == [("a1", "wire-x", "wire"), ("b1", "n.example", "other")]
+    [row] = rows(config, StoryRow)
+    assert row.item_count == 2 and row.publishers == ["n.example", "wire-x"]
+    assert row.rules == ["airspace-violation"] and row.title in ("Jets over Estonia", "Jets")
+    assert row.last_seen_at is not None

@@ -246,6 +246,7 @@ class Store:
                     alerts[id(poll)] = alerts.get(id(poll), 0) + self._alert(
                         session, item_id, story_id, match, match_ids[item_id, match.rule], poll.route(match),
                         utc(poll.now))
+        self._story_columns(session, new, placed, found)
         self._feeds(session, polls)
         records = []
         for poll in polls:
@@ -262,7 +263,8 @@ class Store:
         rows = [{"feed_id": poll.feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
                  "title": w.doc.title, "summary": w.doc.summary, "content": w.doc.content, "tags": list(w.doc.tags),
                  "published_at": utc(w.published_at), "first_seen_at": utc(poll.now), "updated_at": utc(poll.now),
-                 "content_hash": w.content_hash, **_full_text_values(w)} for poll, w in writes]
+                 "content_hash": w.content_hash, "publisher": w.publisher, "tier": w.tier, **_full_text_values(w)}
+                for poll, w in writes]
         # A plain executemany, then SELECTs for the ids: RETURNING with several rows would
         # make SQLite insert them one statement at a time.
         connection = session.connection()
@@ -307,6 +309,32 @@ class Store:
                                                                     .where(col(StoryRow.key).in_(chunk)))
                               if sid is not None})
         return found
+
+    def _story_columns(self, session: Session, new: list[tuple[PollWrite, ItemWrite]],
+                       placed: dict[int, tuple[int, int]], found: list[tuple[PollWrite, ItemWrite, Match]]) -> None:
+        """Keep each touched story's summary columns (issue 15) true: item count, last seen,
+        title (its first item's), publishers and rules matched, as sorted lists."""
+        grown: dict[int, list[tuple[datetime, str, str]]] = {}
+        for poll, w in new:
+            grown.setdefault(placed[id(w)][1], []).append((utc(poll.now), w.doc.title, w.publisher))
+        ruled: dict[int, set[str]] = {}
+        for _, w, match in found:
+            ruled.setdefault(placed[id(w)][1], set()).add(match.rule)
+        touched = sorted(grown.keys() | ruled.keys())
+        if not touched:
+            return
+        connection = session.connection()
+        for chunk in _chunks(touched):
+            for sid, count, last, title, publishers, rules in connection.execute(
+                    sa_select(STORIES.c.id, STORIES.c.item_count, STORIES.c.last_seen_at, STORIES.c.title,
+                              STORIES.c.publishers, STORIES.c.rules).where(STORIES.c.id.in_(chunk))):
+                added = grown.get(sid, [])
+                moments = [moment for moment, _, _ in added] + ([utc(last)] if last else [])
+                connection.execute(update(STORIES).where(STORIES.c.id == sid).values(
+                    item_count=(count or 0) + len(added), last_seen_at=max(moments) if moments else last,
+                    title=title or next((t for _, t, _ in added if t), ""),
+                    publishers=sorted(set(publishers or ()) | {p for _, _, p in added if p}),
+                    rules=sorted(set(rules or ()) | ruled.get(sid, set()))))
 
     def _alert(self, session: Session, item_id: int, story_id: int, match: Match, match_id: int,
                channels: Sequence[str], moment: datetime) -> int:

@@ -171,6 +171,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return commands.alerts_list(args.config, args.status, args.format, sys.stdout, args.limit, args.rule, args.since)
 
 
+def cmd_stories(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    if args.stories_command == "show":
+        return commands.stories_show(args.config, args.id, args.format, sys.stdout)
+    return commands.stories_list(args.config, args.rule, args.since, args.format, sys.stdout, args.limit)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
@@ -247,6 +255,24 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     matches_list = match_commands.add_parser("list", help="list matches", description="Rule matches, newest first.")
     matches_list.add_argument("--rule", metavar="ID", help="only this rule's matches")
     matches_list.add_argument("--since", metavar="DURATION", help='only matches made within it, e.g. "24h"')
+    stories = commands.add_parser("stories", help="reports of one event grouped: items, publishers, alerts",
+                                  description="Stories: the items, from any feeds, that report one event.")
+    story_commands = stories.add_subparsers(dest="stories_command", metavar="SUBCOMMAND", required=True)
+    stories_list = story_commands.add_parser(
+        "list", help="list the stories rules matched",
+        description="The stories a rule matched, last seen newest first: items, publishers (distinct outlets), "
+        "the rules that matched, the alerts sent by kind (alert, update, surge), the first item's title.")
+    stories_list.add_argument("--rule", metavar="ID", help="only the stories this rule matched")
+    stories_list.add_argument("--since", metavar="DURATION", help='only stories last seen within it, e.g. "24h"')
+    show = story_commands.add_parser(
+        "show", help="one story: items, publishers, timeline, rules, alerts sent",
+        description="One story: its items by time (feed, publisher, time, URL, the rules each matched), its "
+        "publishers, a timeline of items and alerts, and each alert sent with its kind and delivery status.")
+    show.add_argument("id", metavar="ID", help="a story id from stories list (or matches list, alerts list)")
+    show.add_argument("--format", choices=("text", "json"), default="text",
+                      help="text: a summary and tables; json: one object (default: text)")
+    _config_option(show)
+    show.set_defaults(handler=cmd_stories)
     alerts = commands.add_parser("alerts", help="alert delivery state", description="Alerts and their deliveries.")
     alert_commands = alerts.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
     alerts_list = alert_commands.add_parser("list", help="list deliveries", description="Deliveries, newest first.")
@@ -266,7 +292,7 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         _config_option(sub)
         sub.set_defaults(handler=cmd_alerts)
     for sub, handler, what in ((items_list, cmd_items, "items"), (matches_list, cmd_matches, "matches"),
-                               (alerts_list, cmd_alerts, "deliveries")):
+                               (stories_list, cmd_stories, "stories"), (alerts_list, cmd_alerts, "deliveries")):
         _config_option(sub)
         _format_option(sub)
         limit_option(sub, what)

@@ -296,3 +296,70 @@ def alerts_test(config_path: str | None, name: str, out: TextIO) -> int:
     again = "a retry could succeed" if failure.retryable else "retrying will not help; check the channel's settings"
     print(f"test alert to {name} ({channel.type}) failed: {failure.error} ({again})", file=out)
     return 1
+
+
+def stories_list(config_path: str | None, rule: str | None, since: str | None, fmt: str, out: TextIO,
+                 limit: int = DEFAULT_LIMIT) -> int:
+    """The stories a rule matched (``rule``, or any), last seen newest first."""
+    from monitor.store import views
+
+    moment = _since(since)
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        if rule:
+            _check_rule(config, store, rule)
+
+        def fetch(n: int | None) -> Iterator[dict[str, Any]]:
+            for row in views.iter_stories(store, rule, moment, n):
+                yield row if fmt == "json" else {**row, "publishers": len(row["publishers"]),
+                                                 "alerts": _kinds_text(row["alerts"])}
+
+        return emit_limited(fetch, lambda: views.count_stories(store, rule, moment), views.STORY_COLUMNS, fmt, out,
+                            limit, "stories")
+
+
+def _kinds_text(kinds: dict[str, int]) -> str:
+    """ "1 alert, 2 updates" (kinds with none left out); "-" when nothing was sent."""
+    return ", ".join(count(n, kind) for kind, n in kinds.items() if n) or "-"
+
+
+def stories_show(config_path: str | None, story_id: str, fmt: str, out: TextIO) -> int:
+    """One story: its items, publishers, timeline, rules and the alerts sent with their deliveries."""
+    import json
+
+    from monitor.listing import cell, table
+    from monitor.store import views
+
+    if not story_id.isdigit():
+        raise InputError(f"stories show: {story_id!r} is not a story id", "story ids are whole numbers; "
+                         "see them with: crisis-monitor stories list")
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        found = views.story_detail(store, int(story_id))
+    if found is None:
+        raise InputError(f"stories show: no story {story_id} in the database",
+                         "see the ids with: crisis-monitor stories list")
+    if fmt == "json":
+        print(json.dumps(found, ensure_ascii=False, indent=1), file=out)
+        return 0
+    print(f"story {found['id']}: {cell(found['title'])}", file=out)
+    print(f"{count(found['items'], 'item')} from {count(len(found['publishers']), 'publisher')}, first seen "
+          f"{cell(found['first_seen_at'])}, last seen {cell(found['last_seen_at'])}", file=out)
+    print(f"publishers: {cell(found['publishers'])}", file=out)
+    print(f"rules: {cell(found['rules']) if found['rules'] else '(none)'}", file=out)
+    print(f"alerts: {_kinds_text(found['alerts'])}", file=out)
+    print("\nitems:", file=out)
+    table(found["item_list"], ["first_seen_at", "feed", "publisher", "rules", "title", "url"], out)
+    print("\ntimeline:", file=out)
+    table([{**e, "what": e.get("title") or e.get("rule")} for e in found["timeline"]],
+          ["at", "event", "publisher", "what"], out)
+    print("\nalerts sent:", file=out)
+    deliveries = [{"created_at": a["created_at"], "kind": a["kind"], "id": a["id"], "rule": a["rule"],
+                   "channel": d["channel"], "status": d["status"], "attempts": d["attempts"],
+                   "last_error": d["last_error"]} for a in found["alert_list"] for d in a["deliveries"] or [{
+                       "channel": None, "status": None, "attempts": 0, "last_error": None}]]
+    if deliveries:
+        table(deliveries, ["created_at", "kind", "rule", "channel", "status", "attempts", "last_error", "id"], out)
+    else:
+        print("(none)", file=out)
+    return 0

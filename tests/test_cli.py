@@ -163,7 +163,7 @@ def test_rules_suggest_on_seeds() -> None:
 
 
 COMMANDS = [["scan"], ["rules"], ["rules", "check"], ["rules", "test"], ["rules", "suggest"], ["rules", "explain"],
-            ["rules", "backtest"], ["rules", "schema"]]
+            ["rules", "backtest"], ["rules", "schema"], ["stories", "list"], ["stories", "show"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -13,14 +13,14 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import TextClause, bindparam, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from monitor.store.repo import MATCHES, Store, utc
+from monitor.store.repo import ITEMS, MATCHES, Store, utc
 from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
+from monitor.stories.publisher import publisher_of
 from monitor.types import iso
 
 # Matches read per step while collecting the newest stories: a story with many matching items
@@ -39,9 +39,9 @@ class StoryFilter:
 
 
 def publisher(url: str) -> str:
-    """Who published an item, by its URL's host without ``www.``; ``-`` when the URL has none."""
-    host = urlsplit(url).hostname or ""
-    return host.removeprefix("www.") or "-"
+    """Who published an item: the registrable domain of its URL (``news.bbc.co.uk`` -> ``bbc.co.uk``);
+    ``-`` when the URL has no host."""
+    return publisher_of(url) or "-"
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,6 +150,19 @@ def _summary(story_id: int, key: str, items: list[dict[str, Any]], matches: list
             "severities": sorted({m["severity"] for m in matches})}
 
 
+def _by_story(items: list[dict[str, Any]], matches: list[dict[str, Any]]
+              ) -> tuple[dict[int, list[dict[str, Any]]], dict[int, list[dict[str, Any]]]]:
+    """Items and matches grouped by the story of their item."""
+    by_story: dict[int, list[dict[str, Any]]] = {}
+    for item in items:
+        by_story.setdefault(item["story_id"], []).append(item)
+    story_of = {i["id"]: i["story_id"] for i in items}
+    matched: dict[int, list[dict[str, Any]]] = {}
+    for match in matches:
+        matched.setdefault(story_of[match["item_id"]], []).append(match)
+    return by_story, matched
+
+
 def stories(store: Store, where: StoryFilter, limit: int = 50) -> list[dict[str, Any]]:
     """The newest matched stories, each with its item and publisher counts, rules and latest snippet."""
     with Session(store.engine) as session:
@@ -160,13 +173,7 @@ def stories(store: Store, where: StoryFilter, limit: int = 50) -> list[dict[str,
             sa_select(col(StoryRow.id), col(StoryRow.key)).where(col(StoryRow.id).in_(ids)))}
         items = _items_of(session, ids)
         matches = _matches_of(session, [i["id"] for i in items])
-    by_story: dict[int, list[dict[str, Any]]] = {}
-    for item in items:
-        by_story.setdefault(item["story_id"], []).append(item)
-    story_of = {i["id"]: i["story_id"] for i in items}
-    matched: dict[int, list[dict[str, Any]]] = {}
-    for match in matches:
-        matched.setdefault(story_of[match["item_id"]], []).append(match)
+    by_story, matched = _by_story(items, matches)
     return [_summary(sid, keys.get(sid, ""), by_story.get(sid, []), matched.get(sid, [])) for sid in ids]
 
 
@@ -215,3 +222,112 @@ def story_count(store: Store) -> int:
     """How many stories hold at least one item."""
     with Session(store.engine) as session:
         return int(session.execute(sa_select(func.count(func.distinct(col(ItemRow.story_id))))).scalar_one())
+
+
+# --- the CLI's stories list and stories show (issue 15) ------------------------------------------
+# Read-only. Until the stories core lands its own columns (last_seen_at, publishers, item_count,
+# rules), these are computed from the items, their matches and the alerts.
+
+STORY_COLUMNS = ("id", "last_seen_at", "items", "publishers", "rules", "alerts", "title")
+
+
+def _matched_stories(rule: str | None, since: datetime | None) -> Any:
+    """(story id, items, first seen, last seen) of the stories a rule (or any) matched, seen since ``since``."""
+    i, m = ITEMS.c, MATCHES.c
+    matched = sa_select(i.story_id).join(MATCHES, m.item_id == i.id)
+    if rule:
+        matched = matched.where(m.rule == rule)
+    query = (sa_select(i.story_id, func.count().label("items"), func.min(i.first_seen_at).label("first"),
+                       func.max(i.first_seen_at).label("last"))
+             .where(i.story_id.in_(matched.distinct())).group_by(i.story_id))
+    if since is not None:
+        query = query.having(func.max(i.first_seen_at) >= utc(since))
+    return query
+
+
+def count_stories(store: Store, rule: str | None = None, since: datetime | None = None) -> int:
+    """How many stories ``iter_stories`` yields with no limit."""
+    with store.engine.connect() as connection:
+        return int(connection.execute(sa_select(func.count()).select_from(
+            _matched_stories(rule, since).subquery())).scalar_one())
+
+
+def _kinds(alerts: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts = {"alert": 0, "update": 0, "surge": 0}
+    for alert in alerts:
+        counts[alert["kind"]] = counts.get(alert["kind"], 0) + 1
+    return counts
+
+
+def _alert_kinds(session: Session, story_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    kind = getattr(AlertRow, "kind", None)  # the stories core's column; before it, every alert is an "alert"
+    columns = [col(AlertRow.story_id)] + ([col(kind)] if kind is not None else [])
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in session.execute(sa_select(*columns).where(col(AlertRow.story_id).in_(story_ids))):
+        out.setdefault(row[0], []).append({"kind": row[1] if kind is not None else "alert"})
+    return {sid: _kinds(out.get(sid, [])) for sid in story_ids}
+
+
+def _story_row(story_id: int, items: list[dict[str, Any]], matches: list[dict[str, Any]],
+               kinds: dict[str, int]) -> dict[str, Any]:
+    publishers = list(dict.fromkeys(i["publisher"] for i in items))
+    return {"id": story_id, "title": items[0]["title"] if items else "", "url": items[0]["url"] if items else "",
+            "items": len(items), "publishers": publishers,
+            "first_seen_at": items[0]["first_seen_at"] if items else None,
+            "last_seen_at": max(i["first_seen_at"] for i in items) if items else None,
+            "rules": sorted({m["rule"] for m in matches}), "alerts": kinds}
+
+
+def iter_stories(store: Store, rule: str | None = None, since: datetime | None = None,
+                 limit: int | None = None, batch: int = 200) -> Iterator[dict[str, Any]]:
+    """The stories a rule (``rule``, or any) matched, last seen newest first, at most ``limit`` (None: all):
+    id, title and url (of the first item), items, publishers (names, first first), first and last seen,
+    the rules that matched and the alerts sent per kind. Read ``batch`` stories at a time."""
+    query = _matched_stories(rule, since).order_by(func.max(ITEMS.c.first_seen_at).desc(), ITEMS.c.story_id.desc())
+    offset = 0
+    while limit is None or offset < limit:
+        size = batch if limit is None else min(batch, limit - offset)
+        with Session(store.engine) as session:
+            ids = [row[0] for row in session.execute(query.offset(offset).limit(size))]
+            if not ids:
+                return
+            items = _items_of(session, ids)
+            matches = _matches_of(session, [i["id"] for i in items])
+            kinds = _alert_kinds(session, ids)
+        by_story, matched = _by_story(items, matches)
+        yield from (_story_row(sid, by_story.get(sid, []), matched.get(sid, []), kinds[sid]) for sid in ids)
+        if len(ids) < size:
+            return
+        offset += len(ids)
+
+
+def story_detail(store: Store, story_id: int) -> dict[str, Any] | None:
+    """``stories show``: the story's row as ``iter_stories`` gives it, plus its items by time (feed,
+    publisher, time, url, the rules each matched), a timeline (each item and alert, in time order)
+    and the alerts sent, each with its kind and deliveries. None when there is no such story."""
+    with Session(store.engine) as session:
+        if session.execute(sa_select(col(StoryRow.id)).where(col(StoryRow.id) == story_id)).first() is None:
+            return None
+        items = _items_of(session, [story_id])
+        matches = _matches_of(session, [i["id"] for i in items])
+        alerts = _alerts_of(session, story_id)
+        kind = getattr(AlertRow, "kind", None)
+        if kind is not None:
+            kinds = dict(session.execute(sa_select(col(AlertRow.id), col(kind))
+                                         .where(col(AlertRow.story_id) == story_id)).all())
+        else:
+            kinds = {}
+    for alert in alerts:
+        alert["kind"] = kinds.get(alert["id"], "alert")
+    rules_of: dict[int, list[str]] = {}
+    for match in matches:
+        rules_of.setdefault(match["item_id"], []).append(match["rule"])
+    listed = [{"id": i["id"], "first_seen_at": i["first_seen_at"], "published_at": i["published_at"],
+               "feed": i["feed"], "publisher": i["publisher"], "title": i["title"], "url": i["url"],
+               "rules": sorted(rules_of.get(i["id"], []))} for i in items]
+    timeline = sorted([{"at": i["first_seen_at"], "event": "item", "id": i["id"], "publisher": i["publisher"],
+                        "title": i["title"]} for i in items]
+                      + [{"at": a["created_at"], "event": a["kind"], "id": a["id"], "rule": a["rule"]}
+                         for a in alerts], key=lambda e: (e["at"] or "", e["event"] != "item"))
+    return {**_story_row(story_id, items, matches, _kinds(alerts)), "item_list": listed, "timeline": timeline,
+            "alert_list": alerts}

@@ -125,7 +125,8 @@ def _matches_and_alerts(store: Store, tables: dict[Any, Any], plan: list[Any], i
         item_id = item_ids[guid]
         alerts.append({"id": alert_id, "rule": e[0], "rule_title": e[0].replace("-", " ").capitalize(),
                        "severity": e[1], "tags": [], "story_id": story_ids[keys[s]], "item_id": item_id,
-                       "match_id": match_ids[item_id, e[0]], "created_at": seen})
+                       "match_id": match_ids[item_id, e[0]], "created_at": seen,
+                       "key": f"alert:{e[0]}:{story_ids[keys[s]]}", "kind": "alert"})
         status = "dead" if len(alerts) % 10 == 0 else "delivered"
         dead += [alert_id] if status == "dead" else []
         deliveries.append({"alert_id": alert_id, "channel": "ops-webhook", "status": status,

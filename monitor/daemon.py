@@ -20,9 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import TYPE_CHECKING
 
 from monitor import metrics
 from monitor.config import Config, FeedSpec, load_file
@@ -37,10 +35,10 @@ from monitor.sdnotify import SystemdNotifier
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
 from monitor.types import FEED_STATUSES
-from monitor.web.app import build_app
-from monitor.web.context import WebContext
-from monitor.web.server import WebServer, split_listen
 from monitor.workers import WorkerPool
+
+if TYPE_CHECKING:  # the scheduler and the web stack are imported by the daemon only: `poll` starts faster
+    from monitor.web.server import WebServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -123,6 +121,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.wake_dispatcher = asyncio.Event()
         self.running: set[asyncio.Task[object]] = set()
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.systemd = SystemdNotifier()
         self.web: WebServer | None = None
@@ -185,6 +185,10 @@ class Daemon:
     async def _start_web(self, config: Config) -> WebServer | None:
         if not config.web_listen:
             return None
+        from monitor.web.app import build_app
+        from monitor.web.context import WebContext
+        from monitor.web.server import WebServer, split_listen
+
         ctx = WebContext(store=self.runtime.store, config=lambda: self.runtime.config,
                          active=lambda: self.runtime.active, healthy=self.healthy,
                          refresh_metrics=self.refresh_metrics, clock=self.runtime.clock,
@@ -209,6 +213,8 @@ class Daemon:
         schedule.jitter already spread ``when`` by ±10%, and a new feed is polled at once."""
         interval = spec.interval or self.runtime.config.poll_interval
         first = max(when, now_utc())
+        from apscheduler.triggers.interval import IntervalTrigger
+
         # next_run_time sets the first run itself: an IntervalTrigger whose start_date is already a
         # moment past would otherwise wait a whole interval.
         trigger = IntervalTrigger(seconds=interval, start_date=first, timezone=UTC)

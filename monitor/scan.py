@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
@@ -47,8 +48,11 @@ def document_record(doc: Document, matches: list[Match]) -> dict[str, Any]:
 
 
 def highlight(snippet: str, spans: Iterable[tuple[int, int]], color: bool) -> str:
-    """The snippet with each span marked: bold on a terminal, ``**…**`` elsewhere."""
-    opening, closing = (_BOLD, _RESET) if color else ("**", "**")
+    """The snippet with each span marked bold on a colour terminal; plain text elsewhere (a pipe or a
+    file gets the snippet as written, no markers to strip)."""
+    if not color:
+        return snippet
+    opening, closing = _BOLD, _RESET
     out: list[str] = []
     last = 0
     for start, end in sorted(set(spans)):
@@ -163,7 +167,7 @@ def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
     from monitor.documents import read_documents
 
     rule_set = load_rules(rules_dir)
-    color = fmt == "text" and out.isatty()
+    color = fmt == "text" and wants_color(out, os.environ)
     documents = matched = total_matches = 0
     records: list[dict[str, Any]] = []
     for doc, matches in match_documents(rule_set, read_documents(paths)):
@@ -181,7 +185,14 @@ def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
         out.write("\n")
     elif fmt == "text":
         out.write(f"{count(documents, 'document')}, {matched:,} matched, {count(total_matches, 'match', 'matches')}\n")
+    if not documents:
+        print(f"crisis-monitor: warning: no documents in {', '.join(paths)}", file=sys.stderr)
     return 0
+
+
+def wants_color(out: TextIO, env: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, and not where NO_COLOR is set (https://no-color.org) or TERM=dumb."""
+    return out.isatty() and not env.get("NO_COLOR") and env.get("TERM", "") != "dumb"
 
 
 def run_examples(rule_set: RuleSet, out: TextIO,

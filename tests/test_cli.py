@@ -31,11 +31,13 @@ def test_scan_json_is_one_array() -> None:
     assert isinstance(records, list) and records[0]["id"] == "003_d59f3123a2c8b298.txt"
 
 
-def test_scan_text_highlights_terms() -> None:
+def test_scan_text_piped_shows_the_snippet_as_written() -> None:
     result = run_cli("scan", str(SEEDS / "003_d59f3123a2c8b298.txt"))
     assert result.returncode == 0
     assert "003_d59f3123a2c8b298.txt: article-4 [high]" in result.stdout
-    assert re.search(r"\*\*[^*]*Article 4[^*]*\*\*", result.stdout)
+    # Piped, the snippet is as written (its own markdown bold kept), with no markers around the terms (issue 21).
+    assert "new war escalation **Johannes Stern** **22 September 2025** Last Friday" in result.stdout
+    assert "**nato**" not in result.stdout.lower() and "\x1b[" not in result.stdout
     assert result.stdout.rstrip().endswith("1 document, 1 matched, 3 matches")
 
 

@@ -279,3 +279,31 @@ def test_rules_check_warns_of_a_bare_not_and_of_unknown_feeds_and_tags(
     assert "did you mean 'reuters'?" in out
     assert f"{rules}/meta.yaml:6:19: warning: tag:natoo: no such tag" in out and "tag:nato:" not in out
     assert out.count("\n") == 3 and err.rstrip().endswith("ok, 3 warnings")
+
+
+def test_scan_text_piped_has_no_markers_and_an_empty_folder_warns(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "d.txt"
+    doc.write_text("Three Russian MiG-31 jets violated Estonian airspace for 12 minutes.\n")
+    assert main(["scan", str(doc), "--rules", str(ROOT / "rules")]) == 0
+    out = capsys.readouterr().out
+    assert "  Three Russian MiG-31 jets violated Estonian airspace for 12 minutes.\n" in out and "**" not in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["scan", str(empty), "--rules", str(ROOT / "rules")]) == 0
+    assert capsys.readouterr().err == f"crisis-monitor: warning: no documents in {empty}\n"
+
+
+def test_colour_only_on_a_terminal_without_no_color_or_term_dumb() -> None:
+    import io
+
+    from monitor.scan import wants_color
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert wants_color(Terminal(), {"TERM": "xterm-256color"})
+    assert not wants_color(Terminal(), {"TERM": "xterm", "NO_COLOR": "1"})
+    assert not wants_color(Terminal(), {"TERM": "dumb"})
+    assert not wants_color(io.StringIO(), {"TERM": "xterm"})

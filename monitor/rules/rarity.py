@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 from bisect import bisect_left
-from functools import cache
+from functools import cache, lru_cache
 from itertools import accumulate
 from pathlib import Path
 
@@ -57,8 +57,12 @@ def _sorted() -> tuple[list[str], list[float]]:
     return words, list(accumulate((table[w] for w in words), initial=0.0))
 
 
+@lru_cache(maxsize=1 << 16)
 def frequency(word: str, prefix: bool = False) -> float:
-    """About how often ``word`` (a folded token; any word it begins if ``prefix``) occurs in text."""
+    """About how often ``word`` (a folded token; any word it begins if ``prefix``) occurs in text.
+
+    Cached: compiling a rule set asks for the same terms again and again (each entity's aliases
+    once per rule that names it), which was most of the time a small command spent starting."""
     table = frequencies()
     if not table:
         return 1 / len(word) ** 2 * (4 if prefix else 1)

@@ -96,6 +96,8 @@ def test_every_page_renders_the_seeded_data(site: Site) -> None:
     story_id = site.seeded.story_ids[0]
     story = site.get(f"/stories/{story_id}")
     assert story.status_code == 200 and "Items, by time" in story.text and "ops-webhook" in story.text
+    assert '<td class="kind kind-alert">alert</td>' in story.text  # each alert sent shows its kind
+    assert '<span class="alerts">1 alert</span>' in stories.text
     rules = site.get("/rules")
     assert rules.status_code == 200 and "<svg" in rules.text and "airspace-violation" in rules.text
     assert "pass " in rules.text  # the shipped rules' examples pass
@@ -253,6 +255,15 @@ def test_the_api_has_the_cli_json_fields_and_values(site: Site) -> None:
         assert served.json() == json.loads(result.stdout), api
     stories = site.get("/api/stories?since=1h").json()
     assert stories[0]["id"] == site.hostile_story and stories[0]["title"] == HOSTILE
+    story_id = site.seeded.story_ids[0]
+    result = run_cli("stories", "show", str(story_id), "--config", str(site.path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    served = site.get(f"/api/stories/{story_id}")
+    assert served.status_code == 200 and served.json() == json.loads(result.stdout)  # stories show's JSON
+    assert set(served.json()["alerts"]) == {"alert", "update", "surge"}
+    assert all(a["kind"] == "alert" for a in served.json()["alert_list"])
+    missing = site.get("/api/stories/999999")
+    assert missing.status_code == 404 and missing.json() == {"error": "no story 999999"}
     bad = site.get("/api/items?since=never")
     assert bad.status_code == 400 and bad.json()["error"].startswith("since: 'never'")
     assert site.get("/api/items?limit=0").status_code == 400

@@ -120,12 +120,13 @@ def _story_ids(session: Session, where: StoryFilter, limit: int) -> list[int]:
 
 def _items_of(session: Session, story_ids: Sequence[int]) -> list[dict[str, Any]]:
     query = (sa_select(col(ItemRow.id), col(ItemRow.story_id), col(ItemRow.title), col(ItemRow.url),
-                       col(ItemRow.published_at), col(ItemRow.first_seen_at), col(FeedRow.name))
+                       col(ItemRow.published_at), col(ItemRow.first_seen_at), col(FeedRow.name),
+                       col(ItemRow.publisher))
              .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id).where(col(ItemRow.story_id).in_(story_ids))
              .order_by(col(ItemRow.first_seen_at), col(ItemRow.id)))
     return [{"id": i, "story_id": s, "title": title, "url": url, "published_at": iso(published),
-             "first_seen_at": iso(seen), "feed": feed, "publisher": publisher(url)}
-            for i, s, title, url, published, seen, feed in session.execute(query)]
+             "first_seen_at": iso(seen), "feed": feed, "publisher": stored or publisher(url)}
+            for i, s, title, url, published, seen, feed, stored in session.execute(query)]
 
 
 def _matches_of(session: Session, item_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -173,8 +174,10 @@ def stories(store: Store, where: StoryFilter, limit: int = 50) -> list[dict[str,
             sa_select(col(StoryRow.id), col(StoryRow.key)).where(col(StoryRow.id).in_(ids)))}
         items = _items_of(session, ids)
         matches = _matches_of(session, [i["id"] for i in items])
+        kinds = _alert_kinds(session, ids)
     by_story, matched = _by_story(items, matches)
-    return [_summary(sid, keys.get(sid, ""), by_story.get(sid, []), matched.get(sid, [])) for sid in ids]
+    return [{**_summary(sid, keys.get(sid, ""), by_story.get(sid, []), matched.get(sid, [])), "alerts": kinds[sid]}
+            for sid in ids]
 
 
 def _alerts_of(session: Session, story_id: int) -> list[dict[str, Any]]:
@@ -188,7 +191,7 @@ def _alerts_of(session: Session, story_id: int) -> list[dict[str, Any]]:
             deliveries.setdefault(d.alert_id, []).append(
                 {"channel": d.channel, "status": d.status, "attempts": d.attempts, "last_error": d.last_error,
                  "delivered_at": iso(d.delivered_at), "next_attempt_at": iso(d.next_attempt_at)})
-    return [{"id": a.id, "rule": a.rule, "rule_title": a.rule_title, "severity": a.severity,
+    return [{"id": a.id, "kind": a.kind, "rule": a.rule, "rule_title": a.rule_title, "severity": a.severity,
              "item_id": a.item_id, "created_at": iso(a.created_at), "deliveries": deliveries.get(a.id, [])}
             for a in alerts]
 
@@ -260,11 +263,10 @@ def _kinds(alerts: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 
 def _alert_kinds(session: Session, story_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    kind = getattr(AlertRow, "kind", None)  # the stories core's column; before it, every alert is an "alert"
-    columns = [col(AlertRow.story_id)] + ([col(kind)] if kind is not None else [])
     out: dict[int, list[dict[str, Any]]] = {}
-    for row in session.execute(sa_select(*columns).where(col(AlertRow.story_id).in_(story_ids))):
-        out.setdefault(row[0], []).append({"kind": row[1] if kind is not None else "alert"})
+    for sid, kind in session.execute(sa_select(col(AlertRow.story_id), col(AlertRow.kind))
+                                     .where(col(AlertRow.story_id).in_(story_ids))):
+        out.setdefault(sid, []).append({"kind": kind})
     return {sid: _kinds(out.get(sid, [])) for sid in story_ids}
 
 
@@ -311,14 +313,6 @@ def story_detail(store: Store, story_id: int) -> dict[str, Any] | None:
         items = _items_of(session, [story_id])
         matches = _matches_of(session, [i["id"] for i in items])
         alerts = _alerts_of(session, story_id)
-        kind = getattr(AlertRow, "kind", None)
-        if kind is not None:
-            kinds = dict(session.execute(sa_select(col(AlertRow.id), col(kind))
-                                         .where(col(AlertRow.story_id) == story_id)).all())
-        else:
-            kinds = {}
-    for alert in alerts:
-        alert["kind"] = kinds.get(alert["id"], "alert")
     rules_of: dict[int, list[str]] = {}
     for match in matches:
         rules_of.setdefault(match["item_id"], []).append(match["rule"])

@@ -3,7 +3,8 @@
 ``/api/feeds`` is ``feeds status``, ``/api/items`` ``items list``, ``/api/matches``
 ``matches list``, ``/api/alerts`` ``alerts list`` and ``/api/stories`` the stories page's
 rows; the query parameters are the CLI's options (``feed``, ``rule``, ``since``,
-``status``) plus ``limit``. A bad parameter is a 400 with one line saying which.
+``status``) plus ``limit``; ``/api/stories/{id}`` is ``stories show ID --format json``. A bad
+parameter is a 400 with one line saying which; an unknown story a 404.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from monitor.web.present import at_least
 
 MAX_LIMIT = 10_000
 STORY_FIELDS = ("id", "title", "url", "items", "publishers", "first_seen_at", "last_seen_at", "rules", "terms",
-                "severities", "snippet")
+                "severities", "snippet", "alerts")
 
 
 class BadParameter(ValueError):
@@ -84,6 +85,13 @@ def routes(ctx: WebContext) -> list[BaseRoute]:
         limit = _limit(request, 50)
         return lambda: [{k: row[k] for k in STORY_FIELDS} for row in views.stories(store, where, limit)]
 
-    return [Route(f"/api/{name}", _listing(fetch), name=f"api-{name}")
+    async def story(request: Request) -> Response:
+        found = await asyncio.to_thread(views.story_detail, store, int(request.path_params["story_id"]))
+        if found is None:
+            return JSONResponse({"error": f"no story {request.path_params['story_id']}"}, status_code=404)
+        return JSONResponse(found)
+
+    listings: list[BaseRoute] = [Route(f"/api/{name}", _listing(fetch), name=f"api-{name}")
             for name, fetch in (("feeds", feeds), ("items", items), ("matches", matches), ("alerts", alerts),
                                 ("stories", stories))]
+    return [*listings, Route("/api/stories/{story_id:int}", story, name="api-story")]

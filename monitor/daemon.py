@@ -32,6 +32,7 @@ from monitor.routing import Router, check_channels
 from monitor.rules.engine import RuleSet
 from monitor.rules.loader import load_folder
 from monitor.sdnotify import SystemdNotifier
+from monitor.store.outage import DatabaseWatch, outage_reason
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
 from monitor.types import FEED_STATUSES
@@ -131,6 +132,7 @@ class Daemon:
         config = load_file(self.config_path)
         async with Runtime(config) as runtime:
             self.runtime = runtime
+            self.database = DatabaseWatch(runtime.store.probe_write, on_back=self._database_back)
             self._install_signals()
             for spec in config.feeds:
                 self._schedule(spec, runtime.store.next_poll_at(spec.name) or now_utc())
@@ -146,6 +148,7 @@ class Daemon:
             self.systemd.stopping()
             # The web server winds down (in min(stop_timeout, 3 s) + 1 s) while polls in flight finish.
             await asyncio.gather(*([web.close()] if web is not None else []), self._stop(tasks))
+            await self.database.close()
         self.systemd.close()
         log.info("stopped", extra={"event": "stop"})
         return 0
@@ -172,6 +175,8 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def healthy(self) -> bool:
+        if self.database.down:  # the probe tries it; /healthz need not wait on it too
+            return False
         return await asyncio.to_thread(self.runtime.store.ping)
 
     async def refresh_metrics(self) -> None:
@@ -229,12 +234,18 @@ class Daemon:
         self.running.add(task)
         try:
             spec = next((f for f in self.runtime.config.feeds if f.name == name), None)
-            if spec is None:
+            if spec is None or self.database.down:  # held: polled again once the database is back
                 return
-            summary = await self.runtime.pipeline.poll(spec)
+            try:
+                summary = await self.runtime.pipeline.poll(spec)
+                when = summary.next_poll_at if summary else self.runtime.store.next_poll_at(name)
+            except Exception as error:
+                if (reason := outage_reason(error)) is None:
+                    raise
+                self.database.lost(reason)  # the feed has not failed: it waits for the database
+                return
             if summary is not None and summary.alerts:
                 self.wake_dispatcher.set()
-            when = summary.next_poll_at if summary else self.runtime.store.next_poll_at(name)
             if when is not None and not self.stopping.is_set():
                 self._reschedule(spec, when)
         except asyncio.CancelledError:  # at stop, past stop_timeout: the feed was released, nothing to report
@@ -244,16 +255,29 @@ class Daemon:
         finally:
             self.running.discard(task)
 
+    async def _database_back(self) -> None:
+        """Give back the claims the outage kept, and poll the feeds it held back now."""
+        await asyncio.to_thread(self.runtime.pipeline.release_held)
+        for spec in self.runtime.config.feeds:
+            self._reschedule(spec, now_utc())
+        self.wake_dispatcher.set()
+
     def _reschedule(self, spec: FeedSpec, when: datetime) -> None:
         if self.scheduler.get_job(spec.name) is not None:
             self._schedule(spec, when)
 
     async def _dispatch_loop(self) -> None:
         while not self.stopping.is_set():
+            if not await self.database.wait_up(self.stopping):
+                break
             try:
                 await self.runtime.dispatcher.run_once()
-            except Exception:
-                log.exception("dispatcher pass failed; trying again")
+            except Exception as error:
+                if (reason := outage_reason(error)) is None:
+                    log.exception("dispatcher pass failed; trying again")
+                else:
+                    self.database.lost(reason)
+                    continue
             self.wake_dispatcher.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_dispatcher.wait(), DISPATCH_EVERY)

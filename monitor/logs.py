@@ -48,6 +48,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def _not_a_busy_feed(record: logging.LogRecord) -> bool:
+    """Drop APScheduler's "skipped: maximum number of running instances": a feed's job runs one
+    poll at a time by design (a slow feed, or one waiting on a locked database, is simply still
+    being polled), and the warning would repeat every interval."""
+    return "maximum number of running instances" not in record.getMessage()
+
+
 def setup(log_format: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json"
@@ -57,3 +64,6 @@ def setup(log_format: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if _not_a_busy_feed not in scheduler.filters:
+        scheduler.addFilter(_not_a_busy_feed)

@@ -34,6 +34,7 @@ from monitor.routing import Router
 from monitor.rules.engine import RuleSet
 from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
+from monitor.store.outage import outage_reason
 from monitor.store.repo import PollRecord, PollWrite, Store
 from monitor.store.subscriptions import Subscriptions
 from monitor.stories.publisher import publisher_of
@@ -221,6 +222,7 @@ class Pipeline:
         self.writes = GroupCommit(store)
         self.articles = Articles(fetcher)
         self.websub = WebSub(self, config.web_public_url) if config.web_public_url else None
+        self.unreleased: dict[str, str | None] = {}  # feed -> claim token, kept by a lost database
 
     async def close(self) -> None:
         await self.writes.close()
@@ -246,8 +248,22 @@ class Pipeline:
         try:
             return await self._poll(spec, state, now)
         except BaseException:  # cancelled at shutdown, or a bug: let the next poll (here or elsewhere) have it
-            self.store.release(spec.name)
+            try:
+                self.store.release(spec.name, state.claimed_by)
+            except Exception as error:
+                if outage_reason(error) is None:
+                    raise
+                # The database is gone: give the claim back once it returns, rather than leave
+                # the feed unpolled until its lease runs out.
+                self.unreleased[spec.name] = state.claimed_by
             raise
+
+    def release_held(self) -> None:
+        """Give back the claims a lost database kept polls from releasing."""
+        while self.unreleased:
+            name, token = next(iter(self.unreleased.items()))
+            self.store.release(name, token)
+            del self.unreleased[name]
 
     async def _poll(self, spec: FeedSpec, state: FeedState, now: datetime) -> PollSummary:
         timings: dict[str, float] = {}

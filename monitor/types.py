@@ -81,6 +81,7 @@ class FeedState:
     last_success_at: datetime | None = None
     last_new_item_at: datetime | None = None
     added_at: datetime | None = None
+    claimed_by: str | None = None  # the claim's token, so a release gives back only this claim
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, func, or_, update
+from sqlalchemy import Engine, Table, bindparam, func, or_, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -83,7 +83,7 @@ def _state(row: FeedRow) -> FeedState:
                      last_modified=row.last_modified, body_hash=row.body_hash, interval=row.interval,
                      quiet_polls=row.quiet_polls, consecutive_failures=row.consecutive_failures,
                      last_success_at=aware(row.last_success_at), last_new_item_at=aware(row.last_new_item_at),
-                     added_at=aware(row.added_at))
+                     added_at=aware(row.added_at), claimed_by=row.claimed_by)
 
 
 def _feed_values(u: FeedUpdate) -> dict[str, Any]:
@@ -133,6 +133,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def probe_write(self) -> None:
+        """Raise unless the database takes a write: a lock, a read-only file or a full disk
+        still let SQLite read, so a read says too little after an outage."""
+        with self.writing() as session:
+            session.execute(text("UPDATE schema_version SET version = version WHERE id = 1"))
+
     def ping(self) -> bool:
         with Session(self.engine) as session:
             return session.exec(select(func.count()).select_from(FeedRow)).one() >= 0
@@ -180,10 +186,12 @@ class Store:
             rows = session.exec(select(FeedRow).where(FeedRow.claimed_by == token)).all()
             return {row.name: _state(row) for row in rows}
 
-    def release(self, name: str) -> None:
-        """Give a claimed feed back without recording a poll."""
+    def release(self, name: str, token: str | None = None) -> None:
+        """Give a claimed feed back without recording a poll (with ``token``: only that claim,
+        not one another daemon took since)."""
+        condition = [col(FeedRow.name) == name] + ([] if token is None else [col(FeedRow.claimed_by) == token])
         with self.writing() as session:
-            session.execute(update(FeedRow).where(col(FeedRow.name) == name).values(lease_until=None, claimed_by=None))
+            session.execute(update(FeedRow).where(*condition).values(lease_until=None, claimed_by=None))
 
     def next_poll_at(self, name: str) -> datetime | None:
         with Session(self.engine) as session:

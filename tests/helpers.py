@@ -22,10 +22,15 @@ def fresh_database(kind: str, tmp_path: Path) -> str:
     """A SQLAlchemy URL to an empty database of ``kind`` (sqlite or postgresql)."""
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'monitor.db'}"
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import MetaData, create_engine, text
 
     engine = create_engine(PG_URL)
     with engine.begin() as connection:
+        # Every table there, not only today's: another branch's tests may have left newer ones
+        # (with foreign keys into these) in the shared test database.
+        present = MetaData()
+        present.reflect(connection)
+        present.drop_all(connection)
         metadata.drop_all(connection)
         connection.execute(text("DROP TABLE IF EXISTS schema_version"))
     engine.dispose()

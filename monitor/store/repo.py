@@ -332,17 +332,21 @@ class Store:
         if not touched:
             return
         connection = session.connection()
+        values = []
         for chunk in _chunks(touched):
             for sid, count, last, title, publishers, rules in connection.execute(
                     sa_select(STORIES.c.id, STORIES.c.item_count, STORIES.c.last_seen_at, STORIES.c.title,
                               STORIES.c.publishers, STORIES.c.rules).where(STORIES.c.id.in_(chunk))):
                 added = grown.get(sid, [])
                 moments = [moment for moment, _, _ in added] + ([utc(last)] if last else [])
-                connection.execute(update(STORIES).where(STORIES.c.id == sid).values(
-                    item_count=(count or 0) + len(added), last_seen_at=max(moments) if moments else last,
-                    title=title or next((t for _, t, _ in added if t), ""),
-                    publishers=sorted(set(publishers or ()) | {p for _, _, p in added if p}),
-                    rules=sorted(set(rules or ()) | ruled.get(sid, set()))))
+                values.append({"sid": sid, "item_count": (count or 0) + len(added),
+                               "last_seen_at": max(moments) if moments else last,
+                               "title": title or next((t for _, t, _ in added if t), ""),
+                               "publishers": sorted(set(publishers or ()) | {p for _, _, p in added if p}),
+                               "rules": sorted(set(rules or ()) | ruled.get(sid, set()))})
+        # one executemany for all of them: a busy cycle touches thousands of stories
+        connection.execute(update(STORIES).where(STORIES.c.id == bindparam("sid")).values(
+            {key: bindparam(key) for key in ("item_count", "last_seen_at", "title", "publishers", "rules")}), values)
 
     def _alert(self, session: Session, item_id: int, story_id: int, match: Match, match_id: int,
                channels: Sequence[str], moment: datetime) -> int:

@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.pgdb import own_database
+
+# Each pytest run gets a PostgreSQL database of its own (made from the URL CI gives, dropped at
+# the end): runs side by side on one server (several branches, several helpers) never meet.
+own_database()
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 SEEDS = ROOT / "seeds"

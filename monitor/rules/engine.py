@@ -38,6 +38,7 @@ from monitor.rules.nodes import (
 )
 from monitor.rules.presearch import Check, Necessary
 from monitor.rules.rarity import frequency
+from monitor.stories.policy import StoryPolicy
 from monitor.text import cut_snippet, token_form
 from monitor.types import FIELDS, Document, Match
 
@@ -213,6 +214,10 @@ class RuleSet:
                 self._entities.setdefault(first, []).append((node, entity.id))
                 terms = frozenset([node.term] if isinstance(node, TermNode) else node.terms)
                 self._alias_terms.setdefault(first, []).append((terms, entity.id))
+
+    def policies(self) -> dict[str, StoryPolicy]:
+        """Each rule's story policy (gate, updates, cooldown, surge), by rule id."""
+        return {rule.spec.id: rule.spec.stories for rule in self.rules}
 
     def __len__(self) -> int:
         return len(self.rules)

@@ -22,6 +22,7 @@ from monitor.rules.clauses import ClauseExamples, Resolver, clause_examples, loa
 from monitor.rules.entities import ID_RE, Gazetteer, check_names, load_entity_file
 from monitor.rules.filecheck import FileCheck
 from monitor.rules.query import Meta, Node, walk
+from monitor.stories.policy import DEFAULT_POLICY, StoryPolicy
 from monitor.types import FIELDS, SEVERITIES, Document
 
 STATUSES = ("stable", "test", "experimental")
@@ -47,6 +48,7 @@ class RuleSpec:
     threshold: float | None = None
     channels: tuple[str, ...] = ()
     cooldown: float | None = None
+    stories: StoryPolicy = DEFAULT_POLICY  # the story keys (issue 15): gate, updates, cooldown, surge
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
     examples_match: tuple[Document, ...] = ()

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,13 @@ def test_sd_notify_reaches_an_abstract_socket() -> None:
         notifier.close()
     finally:
         listener.close()
+
+
+def test_documentation_is_the_project_url() -> None:
+    """pip installs no README to point a file:// URL at: the unit names the project's own address."""
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    documentation = [line.split("=", 1)[1] for line in UNIT.read_text().splitlines()
+                     if line.startswith("Documentation=")]
+    assert documentation == [urls["Documentation"]]
+    assert urls["Documentation"].startswith(urls["Homepage"] + "#") and urls["Homepage"].startswith("https://")
+    assert urls["Changelog"].startswith(urls["Homepage"] + "/") and urls["Changelog"].endswith("CHANGELOG.md")

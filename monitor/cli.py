@@ -72,7 +72,9 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
             problems.append(error)
         else:
             problems.extend(unknown_channels(specs, config.channels))
-            warnings = rule_warnings(specs, {f.name for f in config.feeds}, {t for f in config.feeds for t in f.tags})
+            poll = min((f.interval or config.poll_interval for f in config.feeds), default=config.poll_interval)
+            warnings = rule_warnings(specs, {f.name for f in config.feeds}, {t for f in config.feeds for t in f.tags},
+                                     poll)
             checked = f"; channels, feeds and tags checked against {config_path}"
     for problem in [*problems, *warnings]:
         print(problem)

@@ -22,13 +22,14 @@ from monitor.rules.clauses import ClauseExamples, Resolver, clause_examples, loa
 from monitor.rules.entities import ID_RE, Gazetteer, check_names, load_entity_file
 from monitor.rules.filecheck import FileCheck
 from monitor.rules.query import Meta, Node, walk
+from monitor.rules.storykeys import STORY_KEYS, story_policy
 from monitor.stories.policy import DEFAULT_POLICY, StoryPolicy
 from monitor.types import FIELDS, SEVERITIES, Document
 
 STATUSES = ("stable", "test", "experimental")
 _KEYS = {"id", "title", "description", "status", "severity", "tags", "query", "fields",
-         "weights", "threshold", "channels", "cooldown", "references", "falsepositives",
-         "examples", "define"}
+         "weights", "threshold", "channels", "references", "falsepositives",
+         "examples", "define", *STORY_KEYS}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,6 @@ class RuleSpec:
     weights: tuple[tuple[str, Node, float], ...] = ()
     threshold: float | None = None
     channels: tuple[str, ...] = ()
-    cooldown: float | None = None
     stories: StoryPolicy = DEFAULT_POLICY  # the story keys (issue 15): gate, updates, cooldown, surge
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
@@ -59,6 +59,7 @@ class RuleSpec:
     query_location: SourceLocation | None = field(default=None, compare=False)
     # the query's own feed:/tag: terms (not those of its $clauses), where they are written
     meta_places: tuple[tuple[str, str, SourceLocation], ...] = field(default=(), compare=False)
+    story_places: tuple[tuple[str, SourceLocation], ...] = field(default=(), compare=False)  # story key -> where
 
 
 def _build(check: FileCheck, root: yaml.Node, library: Resolver) -> RuleSpec | None:
@@ -77,8 +78,10 @@ def _build(check: FileCheck, root: yaml.Node, library: Resolver) -> RuleSpec | N
     resolver = _local_clauses(check, entries, library)
     values: dict[str, Any] = {}
     for key, (_, node) in entries.items():
-        if key in _KEYS:
+        if key in _KEYS and key not in STORY_KEYS:
             values[key] = _value_of(check, key, node, values)
+    values["stories"] = story_policy(check, entries)
+    values["story_places"] = tuple((key, check.source.at(entries[key][0])) for key in STORY_KEYS if key in entries)
     _resolve(check, entries, resolver, values)
     if len(check.errors) or not all(values.get(k) for k in ("id", "title", "severity", "query")):
         return None
@@ -145,7 +148,6 @@ def _value_of(check: FileCheck, key: str, node: yaml.Node, values: dict[str, Any
         "fields": lambda: check.fields(node),
         "weights": lambda: check.weights(node),
         "threshold": lambda: check.number(node, key),
-        "cooldown": lambda: check.duration(node, key),
     }
     return simple[key]() if key in simple else check.strings(node, key)
 

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from monitor.stories.policy import TIERS
 from monitor.types import FIELDS, SEVERITIES
 
 KINDS = ("rule", "lib", "entities")
@@ -22,6 +23,45 @@ FOLDER = Path(__file__).resolve().parent.parent / "schemas"
 _ID = "^[a-z0-9][a-z0-9-]*$"
 _DURATION = r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_DURATION_TEXT = 'a duration: "30s", "5m", "2h", "1d"'
+
+
+def _duration(what: str = "") -> dict[str, Any]:
+    return {"type": "string", "pattern": _DURATION, "description": f"{what}{': ' if what else ''}{_DURATION_TEXT}"}
+
+
+def _whole(least: int, what: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": least, "description": what}
+
+
+def _story_keys() -> dict[str, Any]:
+    """The story keys (issue 15): the corroboration gate, the update ladder, the cooldown, the surge."""
+    surge = {"type": "object", "additionalProperties": False, "properties": {
+        "window": _duration("the length of a counting window (default 1h)"),
+        "factor": {"type": "number", "minimum": 1, "description": "fire at factor x the baseline (default 3)"},
+        "min_count": _whole(1, "fire at no fewer stories in the window (default 5)"),
+        "min_publishers": _whole(1, "from at least this many publishers (default 2)"),
+        "max_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                  "description": "the Poisson tail of the count must be below this (default 0.001)"},
+        "warmup": _whole(0, "complete windows observed before a surge can fire (default 2)"),
+        "baseline_windows": _whole(1, "the windows the baseline is the mean of (default 24)"),
+        "cooldown": _duration("the least time between two surges of the rule (default 6h)")}}
+    tier = {"enum": list(TIERS)}
+    return {
+        "min_sources": _whole(1, "publishers that must carry a story before its first alert (default 1)"),
+        "within": _duration("they must arrive within this time of the rule's first match in the story (default 6h)"),
+        "tiers": {"description": "count only publishers of these tiers for min_sources (default all)",
+                  "oneOf": [tier, {"type": "array", "items": tier}]},
+        "min_official": _whole(0, "this many official publishers release the first alert alone (default 0: off)"),
+        "updates": {"type": "array", "items": {"type": "integer", "minimum": 2},
+                    "description": "publisher counts, rising strictly, at which a story sends an update "
+                    "(default [3, 10, 30]; [] for none)"},
+        "cooldown": _duration("the least time between two messages (alert, update) of the rule on one story "
+                              "(default 30m)"),
+        "surge": {"description": "alert when the rule's matching stories per window rise well above its "
+                  "baseline: true for the defaults, or its settings",
+                  "oneOf": [{"type": "boolean"}, surge]},
+    }
 
 
 def _strings(what: str) -> dict[str, Any]:
@@ -74,7 +114,7 @@ def rule_schema() -> dict[str, Any]:
                     "sum to at least the threshold"},
         "threshold": {"type": "number"},
         "channels": _strings("channel names (default: every channel whose min_severity allows it)"),
-        "cooldown": {"type": "string", "pattern": _DURATION, "description": 'a duration: "30s", "5m", "2h", "1d"'},
+        **_story_keys(),
         "references": _strings("links about what the rule watches"),
         "falsepositives": _strings("what may look like it but is not"),
         "examples": {"$ref": "#/$defs/examples"},

@@ -59,8 +59,13 @@ _HTML_TAG_RE = re.compile(
     r"</?(?:p|br|b|i|u|s|a|em|strong|span|div|img|ul|ol|li|h[1-6]|blockquote|table|tr|td|figure|"
     r"figcaption|iframe|script|style|font|small|sup|sub|hr|pre|code)\b[^>]*>", re.I)
 _CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
-# Combining marks of the Latin, Greek and Cyrillic scripts: the diacritics to fold.
-_MARKS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Combining marks of the Latin, Greek and Cyrillic scripts: the diacritics to fold; and the vowel
+# points of Arabic (harakat, shadda, hamza above and below a seat, dagger alef, Quranic marks) and
+# Hebrew (niqqud, cantillation), and the Arabic tatweel: optional in writing, and marks would
+# otherwise split a word in two tokens (a vocalised مسيّرة, "drone", is مسيرة; أسقط is اسقط).
+_MARKS_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+                       "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"
+                       "\u0610-\u061a\u0640\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed]")
 # Letters that carry a diacritic but have no Unicode decomposition. (Replaced by a regular
 # expression: str.translate with a dict costs a dict lookup per character of the text.)
 _LETTERS = {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t", "þ": "th",

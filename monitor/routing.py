@@ -28,10 +28,14 @@ class Router:
         self.named = {spec.id: spec.channels for spec in specs if spec.channels}
 
     def __call__(self, match: Match) -> list[str]:
-        named = self.named.get(match.rule)
+        return self.channels_for(match.rule, match.severity, match.tags)
+
+    def channels_for(self, rule: str, severity: str, tags: Iterable[str]) -> list[str]:
+        """The channels a message of ``rule`` at ``severity`` with ``tags`` goes to (a surge has no match)."""
+        named = self.named.get(rule)
         if named:
             return list(named)
-        return [c.name for c in self.channels if allows(c, match.severity, match.tags)]
+        return [c.name for c in self.channels if allows(c, severity, tags)]
 
 
 def unknown_channels(specs: Iterable[RuleSpec], channels: Sequence[ChannelSpec]) -> list[RuleError]:

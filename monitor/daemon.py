@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pickle
 import signal
 import time
 from collections import Counter
@@ -29,8 +28,7 @@ from monitor.feeds.fetch import Fetcher
 from monitor.notify.dispatch import Dispatcher
 from monitor.pipeline import ActiveRules, Pipeline, PollSummary, now_utc
 from monitor.routing import Router, check_channels
-from monitor.rules.engine import RuleSet
-from monitor.rules.loader import load_folder
+from monitor.rules.cache import compiled_rules
 from monitor.sdnotify import SystemdNotifier
 from monitor.store.outage import DatabaseWatch, outage_reason
 from monitor.store.outbox import Outbox
@@ -54,9 +52,9 @@ GRACEFUL_WEB = 3.0  # seconds a web request in flight gets at stop
 
 def load_active(config: Config) -> ActiveRules:
     """The rules of ``config``, compiled and routed; RuleSetError listing every problem."""
-    specs, gazetteer = load_folder(config.rules)
-    check_channels(specs, config.channels)
-    return ActiveRules(RuleSet(specs, gazetteer), Router(config.channels, specs), pickle.dumps((specs, gazetteer)))
+    rules = compiled_rules(config.rules)  # from the on-disk cache while the rule files are unchanged
+    check_channels(rules.specs, config.channels)
+    return ActiveRules(rules.rule_set, Router(config.channels, rules.specs), rules.blob)
 
 
 async def settle() -> None:

@@ -18,9 +18,10 @@ from typing import Any, TextIO, TypeVar
 
 from monitor.errors import InputError
 from monitor.listing import count
+from monitor.rules.cache import compiled_rules
 from monitor.rules.clauses import ClauseExamples
 from monitor.rules.engine import RuleSet
-from monitor.rules.loader import RuleSpec, load_folder
+from monitor.rules.loader import RuleSpec
 from monitor.types import Document, Match
 from monitor.workers import worker_init
 
@@ -32,9 +33,9 @@ T = TypeVar("T")
 
 
 def load_rules(directory: Path) -> RuleSet:
-    """The compiled rule set of a folder; RuleSetError listing every problem if invalid."""
-    specs, gazetteer = load_folder(directory)
-    return RuleSet(specs, gazetteer)
+    """The compiled rule set of a folder (cached on disk while its files are unchanged);
+    RuleSetError listing every problem if invalid."""
+    return compiled_rules(directory).rule_set
 
 
 def match_record(match: Match) -> dict[str, Any]:

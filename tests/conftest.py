@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,10 @@ from tests.pgdb import own_database
 # Each pytest run gets a PostgreSQL database of its own (made from the URL CI gives, dropped at
 # the end): runs side by side on one server (several branches, several helpers) never meet.
 own_database()
+# Compiled rules are cached under XDG_CACHE_HOME (monitor/rules/cache.py): the tests, and the CLI they run,
+# keep theirs in a folder of this run, not in the user's ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="crisis-monitor-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

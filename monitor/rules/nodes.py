@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
+from functools import wraps
 from itertools import chain, compress, count
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -185,7 +186,9 @@ N = TypeVar("N", bound="CNode")
 def once_per_view(spans: Callable[[N, DocView, tuple[int, ...]], list[Span]],
                   ) -> Callable[[N, DocView, tuple[int, ...]], list[Span]]:
     """Spans computed once per document, node and scope (kept in ``view.spans``): NEAR and
-    collect ask for the same spans again, and an entity node serves many rules."""
+    collect ask for the same spans again, and an entity node serves many rules. (It keeps the
+    method's name, by which pickle finds a bound method again: compiled rules are cached pickled.)"""
+    @wraps(spans)
     def cached(node: N, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         key = (id(node), scope)
         found = view.spans.get(key)

@@ -181,6 +181,14 @@ def cmd_stories(args: argparse.Namespace) -> int:
     return commands.stories_list(args.config, args.rule, args.since, args.format, sys.stdout, args.limit)
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from monitor import commands
+
+    if args.db_command == "prune":
+        return commands.db_prune(args.config, args.older_than, args.dry_run, args.format, sys.stdout)
+    return commands.db_vacuum(args.config, sys.stdout)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
@@ -301,6 +309,35 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         sub.set_defaults(handler=handler)
 
 
+def _db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = commands.add_parser("db", help="database upkeep: prune old rows, vacuum",
+                             description="Database upkeep: prune what is older than the retention, vacuum.")
+    db_commands = db.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+    prune = db_commands.add_parser(
+        "prune", help="delete items, matches, stories and delivered alerts older than the retention",
+        description="Delete items first seen longer ago than the retention, with their matches, full text and "
+        "story signatures; the alerts of stories with nothing newer, with their deliveries, once every delivery "
+        "is delivered (an alert with a pending or dead delivery stays, and its story, items and matches with it); "
+        "and the stories left with no item. Pruned items stay known by a hash of their guid, so a feed that "
+        "still carries one never makes it new again. Short transactions, one per 500 items: a running daemon "
+        "goes on polling and delivering. Prints the rows per table.")
+    prune.add_argument("--older-than", metavar="DURATION",
+                       help='what is old, e.g. "180d" (default: [monitor] retention; at least a day)')
+    prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    prune.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text: a table; json: one object (default: text)")
+    vacuum = db_commands.add_parser(
+        "vacuum", help="SQLite: shrink the file after a prune; PostgreSQL: VACUUM (ANALYZE)",
+        description="SQLite: VACUUM, which rewrites the file without the pages pruned rows freed (it needs free "
+        "disk space as large as the database and holds the write lock while it runs: a daemon's writes wait), "
+        "then truncates the WAL. PostgreSQL: VACUUM (ANALYZE) of crisis-monitor's tables, which makes the "
+        "space of deleted rows reusable and refreshes statistics without blocking the daemon; autovacuum does "
+        "the same on its own, and the files keep their size.")
+    for sub in (prune, vacuum):
+        _config_option(sub)
+        sub.set_defaults(handler=cmd_db)
+
+
 def _rule_tools(rule_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain = rule_commands.add_parser(
         "explain", help="why a rule does or does not match a document: its query tree, node by node",
@@ -394,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.set_defaults(handler=cmd_rules_suggest)
     _rule_tools(rule_commands)
     _service_commands(commands)
+    _db_commands(commands)
     return parser
 
 

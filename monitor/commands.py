@@ -1,4 +1,4 @@
-"""The service commands behind the CLI: run, poll, feeds, items, matches, alerts.
+"""The service commands behind the CLI: run, poll, feeds, items, matches, alerts, stories, db.
 
 Each takes plain arguments and an output stream and returns an exit status; cli.py
 only parses arguments. Listings print a text table, or with ``json`` one JSON array.
@@ -362,4 +362,77 @@ def stories_show(config_path: str | None, story_id: str, fmt: str, out: TextIO) 
         table(deliveries, ["created_at", "kind", "rule", "channel", "status", "attempts", "last_error", "id"], out)
     else:
         print("(none)", file=out)
+    return 0
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def db_prune(config_path: str | None, older_than: str | None, dry_run: bool, fmt: str, out: TextIO) -> int:
+    """Prune what is older than ``older_than`` (default: ``[monitor] retention``), or with ``dry_run``
+    count what would go; per table, then the alerts kept for their pending or dead deliveries."""
+    import json
+
+    from monitor.config import parse_retention
+    from monitor.store.retention import prune
+
+    config = load_file(config_path, secrets=False)
+    if older_than is not None:
+        try:
+            retention = parse_retention(older_than)
+        except ValueError as error:
+            message, _, _ = str(error).partition("; ")
+            raise InputError(f"--older-than: {message}", 'write it in days, like "180d"') from None
+        if retention is None:
+            raise InputError("--older-than: off prunes nothing", 'give an age, like "180d"')
+    elif config.retention is None:
+        raise InputError(f"{config.path}: [monitor] retention is off, so db prune does not know what is old",
+                         'pass --older-than 180d, or set retention = "180d" in [monitor]')
+    else:
+        retention = config.retention
+    cutoff = datetime.now(UTC) - timedelta(seconds=retention)
+    with _opened(config) as store:
+        counts = prune(store, cutoff, dry_run=dry_run)
+    if fmt == "json":
+        print(json.dumps({"dry_run": dry_run, "older_than": format_duration(retention),
+                          "cutoff": cutoff.isoformat(timespec="seconds"),
+                          "rows": {row["table"]: row["rows"] for row in counts.rows()},
+                          "kept_alerts": counts.kept_alerts}), file=out)
+        return 0
+    verb = "would go" if dry_run else "went"
+    print(f"first seen before {cutoff:%Y-%m-%d %H:%M} UTC ({format_duration(retention)} ago): what {verb}", file=out)
+    table([{"table": row["table"], verb: row["rows"]} for row in counts.rows()], ["table", verb], out)
+    if counts.kept_alerts:
+        print(f"kept: {count(counts.kept_alerts, 'alert')} with pending or dead deliveries, with their stories, items "
+              "and matches (see crisis-monitor alerts list --status dead)", file=out)
+    if dry_run:
+        print("dry run: nothing was deleted", file=out)
+    return 0
+
+
+def db_vacuum(config_path: str | None, out: TextIO) -> int:
+    """SQLite: VACUUM, to give the pages pruned rows freed back to the file system. PostgreSQL:
+    VACUUM (ANALYZE), leaving the rest to the server's autovacuum."""
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.store.retention import vacuum
+
+    config = load_file(config_path, secrets=False)
+    with _opened(config) as store:
+        try:
+            done = vacuum(store)
+        except OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            raise InputError(f"db vacuum: {config.display_database}: {reason}",
+                             "a daemon writing without pause keeps SQLite busy: try again, or stop it for the "
+                             "vacuum; SQLite needs free disk space as large as the database"
+                             if store.engine.dialect.name == "sqlite" else
+                             "VACUUM needs the tables' owner (the user that created them)") from None
+    if done.dialect == "sqlite":
+        print(f"vacuumed {config.display_database}: {_size(done.before)} -> {_size(done.after)}", file=out)
+    else:
+        print(f"VACUUM (ANALYZE) of crisis-monitor's tables done: the space of deleted rows is reusable; the database "
+              f"stays {_size(done.after)} on disk (autovacuum keeps doing this; VACUUM FULL, which locks each table, "
+              "would give space back)", file=out)
     return 0

@@ -176,6 +176,7 @@ class Config:
     web_token: Secret | None = field(default=None, repr=False)
     web_public_url: str = ""
     story_window: float = STORY_WINDOW
+    retention: float | None = None  # seconds; None: keep everything
 
     @property
     def display_database(self) -> str:
@@ -300,7 +301,7 @@ _TYPE_HINTS: dict[type, str] = {
 _TOP = {"monitor", "http", "feeds", "channels", "web", "delivery", "stories"}
 
 _MONITOR = {"rules", "database", "poll_interval", "min_interval", "max_interval", "max_item_age",
-            "stale_after", "stop_timeout", "log_format", "parse_workers", "full_text"}
+            "stale_after", "stop_timeout", "log_format", "parse_workers", "full_text", "retention"}
 _HTTP = {"timeout", "max_bytes", "concurrency", "per_host", "user_agent", "max_redirects", "robots_ttl"}
 _FEED = {"name", "url", "interval", "tags", "full_text", "full_text_selector", "title", "html_url", "publisher",
          "tier"}
@@ -354,7 +355,26 @@ def _monitor(reader: _Reader, data: Mapping[str, Any], base: Path) -> dict[str, 
         raise reader.fail(w("log_format"), f"unknown log format {log_format!r}", 'use "text" or "json"')
     out["log_format"] = log_format
     out["full_text"] = reader.get(data, w("full_text"), bool, False)
+    out["retention"] = _retention(reader, data)
     return out
+
+
+MIN_RETENTION = 86400.0
+
+
+def parse_retention(value: object) -> float | None:
+    """``[monitor] retention`` (or ``db prune --older-than``): "off", or a duration of a day or more."""
+    if isinstance(value, str) and value.strip().lower() == "off":
+        return None
+    seconds = parse_duration(value)
+    if seconds < MIN_RETENTION:
+        raise ValueError(f"{value!r} is shorter than a day; write it in days, like \"180d\", or \"off\"")
+    return seconds
+
+
+def _retention(reader: _Reader, data: Mapping[str, Any]) -> float | None:
+    retention: float | None = reader.convert(data, ("monitor", None, "retention"), parse_retention, None)
+    return retention
 
 
 def _http(reader: _Reader, data: Mapping[str, Any]) -> HttpSettings:

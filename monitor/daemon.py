@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,9 +34,11 @@ from monitor.store.outage import DatabaseWatch, outage_reason
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
 from monitor.types import FEED_STATUSES
+from monitor.units import format_duration
 from monitor.workers import WorkerPool
 
 if TYPE_CHECKING:  # the scheduler and the web stack are imported by the daemon only: `poll` starts faster
+    from monitor.store.retention import PruneCounts
     from monitor.web.server import WebServer
 
 log = logging.getLogger("monitor.daemon")
@@ -48,6 +50,10 @@ RESTART_KEYS = {"database": "[monitor] database", "parse_workers": "[monitor] pa
 DISPATCH_EVERY = 5.0
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 GRACEFUL_WEB = 3.0  # seconds a web request in flight gets at stop
+PRUNE_JOB = "db:retention"  # a job id no feed can have (feed names have no ":")
+PRUNE_EVERY = 86400.0  # [monitor] retention prunes daily...
+PRUNE_FIRST = 600.0  # ... the first time this long after start, once start-up's polls are done
+PRUNE_PAUSE = 0.05  # seconds between two batches: polls and deliveries take the write lock in between
 
 
 def load_active(config: Config) -> ActiveRules:
@@ -134,6 +140,7 @@ class Daemon:
             self._install_signals()
             for spec in config.feeds:
                 self._schedule(spec, runtime.store.next_poll_at(spec.name) or now_utc())
+            self._schedule_prune()
             self.scheduler.start()
             web = await self._start_web(config)
             log.info("started", extra={"event": "start", "feeds": len(config.feeds),
@@ -253,6 +260,57 @@ class Daemon:
         finally:
             self.running.discard(task)
 
+    def _schedule_prune(self) -> None:
+        """The daily retention job, when ``[monitor] retention`` is set (and none when it is not)."""
+        if self.runtime.config.retention is None:
+            if self.scheduler.get_job(PRUNE_JOB) is not None:
+                self.scheduler.remove_job(PRUNE_JOB)
+            return
+        if self.scheduler.get_job(PRUNE_JOB) is not None:
+            return  # it reads the retention when it runs
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        first = now_utc() + timedelta(seconds=PRUNE_FIRST)
+        self.scheduler.add_job(self._prune_job, IntervalTrigger(seconds=PRUNE_EVERY, start_date=first, timezone=UTC),
+                               id=PRUNE_JOB, name="retention", next_run_time=first, replace_existing=True,
+                               coalesce=True, max_instances=1, misfire_grace_time=None)
+
+    async def _prune_job(self) -> PruneCounts | None:
+        """Prune what is older than ``[monitor] retention``, a batch (one short transaction) at a time, with
+        a pause between batches; a stop ends it after the batch under way. The counts, or None if it did
+        not run (off, stopping, database down, or failed)."""
+        from monitor.store.retention import PruneCounts, batches
+
+        retention = self.runtime.config.retention
+        task = asyncio.current_task()
+        if retention is None or task is None or self.stopping.is_set() or self.database.down:
+            return None
+        self.running.add(task)
+        started = time.monotonic()
+        total = PruneCounts()
+        try:
+            steps = batches(self.runtime.store, now_utc() - timedelta(seconds=retention))
+            while not self.stopping.is_set():
+                counts = await asyncio.to_thread(next, steps, None)
+                if counts is None:
+                    break
+                total.add(counts)
+                await asyncio.sleep(PRUNE_PAUSE)
+        except Exception as error:
+            if (reason := outage_reason(error)) is not None:
+                self.database.lost(reason)
+            else:
+                log.exception("retention: pruning failed; it runs again in a day")
+            return None
+        finally:
+            self.running.discard(task)
+        log.info("retention: pruned %d items, %d matches, %d alerts, %d stories older than %s in %d batches "
+                 "(%.1f s); kept %d alerts with pending or dead deliveries", total.items, total.matches, total.alerts,
+                 total.stories, format_duration(retention), total.batches, time.monotonic() - started,
+                 total.kept_alerts, extra={"event": "prune", "items": total.items, "alerts": total.alerts,
+                                           "stories": total.stories, "kept_alerts": total.kept_alerts})
+        return total
+
     async def _database_back(self) -> None:
         """Give back the claims the outage kept, and poll the feeds it held back now."""
         await asyncio.to_thread(self.runtime.pipeline.release_held)
@@ -341,8 +399,9 @@ class Daemon:
         self.runtime.store.sync_feeds(config.feeds, now_utc(), config.poll_interval)
         names = {f.name for f in config.feeds}
         for job in self.scheduler.get_jobs():
-            if job.id not in names:
+            if job.id not in names and job.id != PRUNE_JOB:
                 job.remove()
+        self._schedule_prune()
         for spec in config.feeds:
             self._schedule(spec, self.runtime.store.next_poll_at(spec.name) or now_utc())
         log.info("config reloaded", extra={"event": "reload", "feeds": len(config.feeds)})

@@ -6,6 +6,7 @@ acts on its answer (the Decider / Pipeline split of lemon24/reader).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,11 +53,22 @@ def document_hash(doc: Document) -> str:
 
 @dataclass(frozen=True)
 class Known:
-    """What the store holds of an item already seen in this feed."""
+    """What the store holds of an item already seen in this feed. ``pruned``: retention deleted the
+    item and kept only its guid's hash (``guid_key``); it is never new again, nor changed."""
 
     item_id: int
     content_hash: str
     rules: frozenset[str]
+    pruned: bool = False
+
+
+PRUNED = Known(0, "", frozenset(), pruned=True)
+
+
+def guid_key(guid: str) -> bytes:
+    """The compact record of a pruned item's guid: 16 bytes of its SHA-256 (one chance in 2**64 that
+    two guids of one feed among billions collide)."""
+    return hashlib.sha256(guid.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,8 @@ class Plan:
 
 
 def plan(documents: Iterable[Document], known: Mapping[str, Known]) -> Plan:
-    """Split a poll's documents into new, changed (content differs) and unchanged ones."""
+    """Split a poll's documents into new, changed (content differs) and unchanged ones (a pruned item
+    counts as unchanged: it was seen, and alerted on if it had to be, before retention deleted it)."""
     new: list[Document] = []
     changed: list[tuple[Document, Known]] = []
     unchanged = 0
@@ -75,7 +88,7 @@ def plan(documents: Iterable[Document], known: Mapping[str, Known]) -> Plan:
         seen = known.get(doc.id)
         if seen is None:
             new.append(doc)
-        elif seen.content_hash != document_hash(doc):
+        elif not seen.pruned and seen.content_hash != document_hash(doc):
             changed.append((doc, seen))
         else:
             unchanged += 1

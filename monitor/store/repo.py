@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from monitor.config import FeedSpec, reveal
-from monitor.dedupe import Known
+from monitor.dedupe import PRUNED, Known, guid_key
 from monitor.store.schema import open_engine
-from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
+from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, PrunedItemRow, StoryRow
 from monitor.types import Document, FeedState, FeedUpdate, ItemWrite, Match, iso
 
 Route = Callable[[Match], Sequence[str]]
@@ -210,8 +210,15 @@ class Store:
                 for item_id, rule in session.exec(select(MatchRow.item_id, MatchRow.rule)
                                                   .where(col(MatchRow.item_id).in_(ids))):
                     matched.setdefault(item_id, set()).add(rule)
-            return {guid: Known(item_id, digest, frozenset(matched.get(item_id, ())))
-                    for item_id, guid, digest in rows if item_id is not None}
+            known = {guid: Known(item_id, digest, frozenset(matched.get(item_id, ())))
+                     for item_id, guid, digest in rows if item_id is not None}
+            missing = {guid_key(guid): guid for guid in guids if guid not in known}
+            if missing:  # items retention pruned stay known by the hash of their guid
+                for chunk in _chunks(sorted(missing)):
+                    for digest in session.exec(select(PrunedItemRow.guid_hash).where(
+                            PrunedItemRow.feed_id == feed_id, col(PrunedItemRow.guid_hash).in_(chunk))):
+                        known[missing[digest]] = PRUNED
+            return known
 
     def record(self, feed_id: int, update_: FeedUpdate, items: Sequence[ItemWrite], route: Route,
                now: datetime) -> PollRecord:

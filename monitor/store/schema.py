@@ -25,8 +25,10 @@ from monitor.config import redact_url
 from monitor.errors import MonitorError
 from monitor.store.tables import (
     AlertRow,
+    AttemptRow,
     DeliveryRow,
     ItemRow,
+    PrunedItemRow,
     SchemaVersion,
     SignatureRow,
     StoryRow,
@@ -166,8 +168,19 @@ def _rebuild_alerts_sqlite(connection: Connection) -> None:
     _dashboard_indexes(connection)
 
 
+def _retention(connection: Connection) -> None:
+    """Retention and delivery history (issues 20 and 21): the compact record of pruned items, each
+    delivery attempt, and indexes on the alerts' story, item and match, by which pruning finds them."""
+    for model in (PrunedItemRow, AttemptRow):
+        table: Table = model.__table__  # type: ignore[union-attr]
+        table.create(connection, checkfirst=True)
+    for column in ("story_id", "item_id", "match_id"):
+        connection.execute(text(f"CREATE INDEX IF NOT EXISTS ix_alerts_{column} ON alerts ({column})"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _initial, 2: _dashboard_indexes, 3: _full_text,
-                                                      4: _websub, 5: _match_evidence, 6: _stories}
+                                                      4: _websub, 5: _match_evidence, 6: _stories,
+                                                      7: _retention}
 LATEST = max(MIGRATIONS)
 BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = 0x63726D6F  # "crmo": the PostgreSQL advisory lock key held while migrating

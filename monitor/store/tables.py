@@ -135,9 +135,10 @@ class AlertRow(SQLModel, table=True):
     rule_title: str = ""
     severity: str
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    story_id: int = Field(foreign_key="stories.id")
-    item_id: int = Field(foreign_key="items.id")
-    match_id: int = Field(foreign_key="matches.id")
+    # Indexed (version 7) for retention, which finds the alerts of the items and stories it prunes.
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    match_id: int = Field(foreign_key="matches.id", index=True)
     created_at: datetime = Field(index=True)
     key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     kind: str = Field(default="alert", sa_column_kwargs={"server_default": "alert"})
@@ -161,6 +162,32 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime
     delivered_at: datetime | None = None
+
+
+class AttemptRow(SQLModel, table=True):
+    """One attempt to send a delivery (version 7): when, its outcome ("delivered", "retry": failed and
+    tried again later, "dead": failed for good), the error and the receiver's status code (HTTP or SMTP)
+    when it answered; "retried" marks an ``alerts retry`` by hand. Kept while the delivery is."""
+
+    __tablename__ = "delivery_attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id", index=True)
+    attempt: int
+    at: datetime
+    outcome: str
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status_code: int | None = None
+
+
+class PrunedItemRow(SQLModel, table=True):
+    """What retention keeps of a pruned item (version 7): its feed and a 16-byte hash of its guid, so
+    the item is not new again if the feed still carries it (monitor/dedupe.py, Store.known_items)."""
+
+    __tablename__ = "pruned_items"
+    __table_args__ = {"sqlite_with_rowid": False}
+    feed_id: int = Field(foreign_key="feeds.id", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    guid_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    pruned_at: datetime
 
 
 class SubscriptionRow(SQLModel, table=True):

@@ -28,6 +28,7 @@ from monitor.workers import worker_init
 _BOLD, _RESET = "\033[1m", "\033[0m"
 # Documents per task handed to a worker process; an input shorter than this is matched in-process.
 _CHUNK = 250
+SHOWN_SKIPS = 10  # bad JSON lines told one by one; more are counted
 _worker_rules: RuleSet | None = None  # a forked worker's copy of the compiled rules
 T = TypeVar("T")
 
@@ -163,32 +164,78 @@ def _match_in_workers(rule_set: RuleSet, chunks: Iterator[list[Document]], worke
         raise failure
 
 
-def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO) -> int:
-    """Match every document of ``paths``; write them to ``out`` in ``fmt``."""
+def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO, err: TextIO | None = None) -> int:
+    """Match every document of ``paths``; write them to ``out`` in ``fmt``. A JSON line that is no
+    document is told on ``err`` (stderr) and skipped; the scan goes on, and then returns 1."""
     from monitor.documents import read_documents
 
+    err = sys.stderr if err is None else err
     rule_set = load_rules(rules_dir)
     color = fmt == "text" and wants_color(out, os.environ)
     documents = matched = total_matches = 0
     records: list[dict[str, Any]] = []
-    for doc, matches in match_documents(rule_set, read_documents(paths)):
-        documents += 1
-        matched += bool(matches)
-        total_matches += len(matches)
-        if fmt == "jsonl":
-            out.write(json.dumps(document_record(doc, matches), ensure_ascii=False) + "\n")
-        elif fmt == "json":
-            records.append(document_record(doc, matches))
-        else:
-            _write_text(out, doc, matches, color)
+    with Progress(err, os.environ) as progress:
+        for doc, matches in match_documents(rule_set, read_documents(paths, progress.skip)):
+            progress.advance()
+            documents += 1
+            matched += bool(matches)
+            total_matches += len(matches)
+            if fmt == "jsonl":
+                out.write(json.dumps(document_record(doc, matches), ensure_ascii=False) + "\n")
+            elif fmt == "json":
+                records.append(document_record(doc, matches))
+            else:
+                _write_text(out, doc, matches, color)
     if fmt == "json":
         json.dump(records, out, ensure_ascii=False, indent=1)
         out.write("\n")
     elif fmt == "text":
         out.write(f"{count(documents, 'document')}, {matched:,} matched, {count(total_matches, 'match', 'matches')}\n")
-    if not documents:
-        print(f"crisis-monitor: warning: no documents in {', '.join(paths)}", file=sys.stderr)
-    return 0
+    if not documents and not progress.skipped:
+        print(f"crisis-monitor: warning: no documents in {', '.join(paths)}", file=err)
+    if progress.skipped > SHOWN_SKIPS:
+        print(f"crisis-monitor: {count(progress.skipped, 'line')} skipped in all (the first {SHOWN_SKIPS} shown)",
+              file=err)
+    return 1 if progress.skipped else 0
+
+
+class Progress:
+    """Documents scanned, as a bar on ``err`` while it is a terminal that redraws a line (not
+    TERM=dumb; the bar has no colour, so NO_COLOR changes nothing in it): a pipe or a file gets
+    no bar. Skipped lines are told there too, above the bar."""
+
+    def __init__(self, err: TextIO, env: Mapping[str, str]) -> None:
+        self.err = err
+        self.skipped = 0
+        self._bar: Any = None
+        if err.isatty() and env.get("TERM", "") != "dumb":
+            from tqdm import tqdm  # only here: a piped scan does not pay for importing it
+
+            self._bar = tqdm(file=err, desc="scan:", unit=" documents", leave=False, dynamic_ncols=True,
+                             mininterval=0.25, colour=None, bar_format="{desc} {n:,} documents, "
+                             "{elapsed}, {rate_noinv_fmt}")
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update()
+
+    def skip(self, error: InputError) -> None:
+        """One bad line: told (the first SHOWN_SKIPS of them) with its hint; the scan goes on."""
+        self.skipped += 1
+        if self.skipped > SHOWN_SKIPS:
+            return
+        line = f"crisis-monitor: {InputError(error.message + '; line skipped', error.hint)}"
+        if self._bar is not None:
+            self._bar.write(line, file=self.err)
+        else:
+            print(line, file=self.err)
 
 
 def wants_color(out: TextIO, env: Mapping[str, str]) -> bool:

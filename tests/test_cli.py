@@ -90,14 +90,15 @@ def test_scan_long_input_in_worker_processes_keeps_order_and_matches() -> None:
         assert record["matches"] == alone[names[n % len(names)]]
 
 
-def test_scan_bad_line_after_many_documents_still_writes_those_before_it() -> None:
+def test_scan_bad_line_after_many_documents_is_skipped_and_the_scan_goes_on() -> None:
+    # past the first chunks (matched in worker processes), then more documents after the bad line
     stdin = _long_input(600) + "not json\n" + _long_input(5)
     result = run_cli("scan", "-", "--format", "jsonl", stdin=stdin)
     assert result.returncode == 1
-    assert "<stdin>:601: invalid JSON" in result.stderr
+    assert "<stdin>:601: invalid JSON" in result.stderr and "line skipped" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == \
-        [f"d{n}" for n in range(600)]
+        [f"d{n}" for n in range(600)] + [f"d{n}" for n in range(5)]
 
 
 def test_scan_missing_path_and_bad_rules(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from monitor.sdnotify import SystemdNotifier
 from monitor.store.outage import DatabaseWatch, outage_reason
 from monitor.store.outbox import Outbox
 from monitor.store.repo import Store
+from monitor.store.surges import SurgeOutcome, SurgeRule, Surges
 from monitor.types import FEED_STATUSES
 from monitor.units import format_duration
 from monitor.workers import WorkerPool
@@ -54,6 +55,9 @@ PRUNE_JOB = "db:retention"  # a job id no feed can have (feed names have no ":")
 PRUNE_EVERY = 86400.0  # [monitor] retention prunes daily...
 PRUNE_FIRST = 600.0  # ... the first time this long after start, once start-up's polls are done
 PRUNE_PAUSE = 0.05  # seconds between two batches: polls and deliveries take the write lock in between
+SURGE_JOB = "db:surges"  # likewise
+SURGE_EVERY = 300.0  # the surge job's pace: every 5 min, or a sixth of the shortest surge window
+SURGE_EVERY_MIN = 10.0
 
 
 def load_active(config: Config) -> ActiveRules:
@@ -61,6 +65,18 @@ def load_active(config: Config) -> ActiveRules:
     rules = compiled_rules(config.rules)  # from the on-disk cache while the rule files are unchanged
     check_channels(rules.specs, config.channels)
     return ActiveRules(rules.rule_set, Router(config.channels, rules.specs), rules.blob)
+
+
+def surge_rules(active: ActiveRules) -> list[SurgeRule]:
+    """The rules in force that watch for surges, each with the channels its messages go to."""
+    return [SurgeRule(spec.id, spec.title, spec.severity, spec.tags, spec.stories.surge,
+                      tuple(active.router.channels_for(spec.id, spec.severity, spec.tags)))
+            for spec in (rule.spec for rule in active.rule_set.rules) if spec.stories.surge is not None]
+
+
+def surge_every(rules: list[SurgeRule]) -> float:
+    """Seconds between surge checks: a sixth of the shortest window, at most 5 min, at least 10 s."""
+    return max(SURGE_EVERY_MIN, min([SURGE_EVERY, *(rule.spec.window / 6 for rule in rules)]))
 
 
 async def settle() -> None:
@@ -92,6 +108,7 @@ class Runtime:
         self.workers = WorkerPool(config.parse_workers) if config.parse_workers else None
         self.pipeline = Pipeline(config, self.store, self.fetcher, lambda: self.active, self.workers, clock=clock)
         self.outbox = Outbox(self.store)
+        self.surges = Surges(self.store)
         self.dispatcher = Dispatcher(config, self.outbox, clock)
         self.store.sync_feeds(config.feeds, clock(), config.poll_interval)
 
@@ -119,6 +136,20 @@ class Runtime:
         await self.dispatcher.run_once()
         return [r for r in results if r is not None]
 
+    async def surge_pass(self) -> list[tuple[SurgeRule, SurgeOutcome]]:
+        """One surge check of each rule that watches for surges, at the clock's time; a surge alert
+        it writes waits in the outbox for the dispatcher."""
+        rules = surge_rules(self.active)
+        now, max_age = self.clock(), self.config.max_item_age
+        outcomes = await asyncio.to_thread(lambda: [(rule, self.surges.check(rule, now, max_age)) for rule in rules])
+        for rule, outcome in outcomes:
+            if outcome.alert_id is not None:
+                decision = outcome.decision
+                log.info("surge of %s: %d stories against a baseline of %.2f", rule.id, decision.count,
+                         decision.baseline, extra={"event": "surge", "rule": rule.id, "count": decision.count,
+                                                   "alert": outcome.alert_id})
+        return outcomes
+
 
 class Daemon:
     def __init__(self, config_path: str | None) -> None:
@@ -141,6 +172,7 @@ class Daemon:
             for spec in config.feeds:
                 self._schedule(spec, runtime.store.next_poll_at(spec.name) or now_utc())
             self._schedule_prune()
+            self._schedule_surges()
             self.scheduler.start()
             web = await self._start_web(config)
             log.info("started", extra={"event": "start", "feeds": len(config.feeds),
@@ -311,6 +343,36 @@ class Daemon:
                                            "stories": total.stories, "kept_alerts": total.kept_alerts})
         return total
 
+    def _schedule_surges(self) -> None:
+        """The surge job, at the pace the rules in force need (again after each reload)."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        every = surge_every(surge_rules(self.runtime.active))
+        job = self.scheduler.get_job(SURGE_JOB)
+        if job is not None and getattr(job.trigger, "interval", None) == timedelta(seconds=every):
+            return
+        self.scheduler.add_job(self._surge_job, IntervalTrigger(seconds=every, timezone=UTC), id=SURGE_JOB,
+                               name="surges", replace_existing=True, coalesce=True, max_instances=1,
+                               misfire_grace_time=None)
+
+    async def _surge_job(self) -> None:
+        task = asyncio.current_task()
+        if task is None or self.stopping.is_set() or self.database.down:
+            return
+        self.running.add(task)  # a stop waits for the check under way, as for a poll
+        try:
+            outcomes = await self.runtime.surge_pass()
+        except Exception as error:
+            if (reason := outage_reason(error)) is None:
+                log.exception("surge check failed; trying again at the next one")
+            else:
+                self.database.lost(reason)
+            return
+        finally:
+            self.running.discard(task)
+        if any(outcome.alert_id is not None for _, outcome in outcomes):
+            self.wake_dispatcher.set()
+
     async def _database_back(self) -> None:
         """Give back the claims the outage kept, and poll the feeds it held back now."""
         await asyncio.to_thread(self.runtime.pipeline.release_held)
@@ -365,6 +427,8 @@ class Daemon:
             log.error("rule reload failed: %s; the previous rules stay in force", error)
             return False
         self.runtime.active = active
+        if self.scheduler.running:  # the surge job follows the new rules' windows
+            self._schedule_surges()
         log.info("rules reloaded", extra={"event": "reload", "rules": len(active.rule_set.rules)})
         return True
 
@@ -399,7 +463,7 @@ class Daemon:
         self.runtime.store.sync_feeds(config.feeds, now_utc(), config.poll_interval)
         names = {f.name for f in config.feeds}
         for job in self.scheduler.get_jobs():
-            if job.id not in names and job.id != PRUNE_JOB:
+            if job.id not in names and job.id not in (PRUNE_JOB, SURGE_JOB):
                 job.remove()
         self._schedule_prune()
         for spec in config.feeds:

@@ -170,6 +170,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return commands.alerts_retry(args.config, args.id, args.dead, sys.stdout)
     if args.alerts_command == "test":
         return commands.alerts_test(args.config, args.channel, sys.stdout)
+    if args.alerts_command == "show":
+        return commands.alerts_show(args.config, args.id, args.format, sys.stdout)
     return commands.alerts_list(args.config, args.status, args.format, sys.stdout, args.limit, args.rule, args.since)
 
 
@@ -289,16 +291,27 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     alerts_list.add_argument("--status", choices=("pending", "delivered", "dead"), help="only this status")
     alerts_list.add_argument("--rule", metavar="ID", help="only this rule's alerts")
     alerts_list.add_argument("--since", metavar="DURATION", help='only deliveries made within it, e.g. "24h"')
+    show_alert = alert_commands.add_parser(
+        "show", help="one alert: its deliveries and every attempt to send them",
+        description="One alert: its rule, kind, story and item; each delivery's status; and every attempt to "
+        "send it, oldest first: time, channel, attempt number, outcome (delivered; retry: failed, tried again "
+        "later; dead: failed for good; retried: made pending again by alerts retry), the receiver's status "
+        "code (HTTP or SMTP) when it answered, the error.")
+    show_alert.add_argument("id", metavar="ID", help="an alert id from alerts list")
+    show_alert.add_argument("--format", choices=("text", "json"), default="text",
+                            help="text: a summary and tables; json: one object (default: text)")
     retry = alert_commands.add_parser("retry", help="make dead (or one alert's) deliveries pending again",
                                       description="Make an alert's undelivered deliveries, or every dead one, "
-                                      "pending again; the daemon sends them within seconds.")
+                                      "pending again, with a fresh count of attempts; the daemon sends them "
+                                      "within seconds. The attempts so far stay in the history alerts show "
+                                      "prints.")
     retry.add_argument("id", nargs="?", metavar="ID", help="an alert id from alerts list")
     retry.add_argument("--dead", action="store_true", help="every dead delivery")
     test = alert_commands.add_parser("test", help="send a sample alert through a channel and say what happened",
                                      description="Send a sample alert through the real channel (not the outbox) "
                                      "and say whether it was accepted; exit 1 if not.")
     test.add_argument("channel", metavar="CHANNEL", help="a channel name from config.toml")
-    for sub in (retry, test):
+    for sub in (show_alert, retry, test):
         _config_option(sub)
         sub.set_defaults(handler=cmd_alerts)
     for sub, handler, what in ((items_list, cmd_items, "items"), (matches_list, cmd_matches, "matches"),

@@ -250,6 +250,32 @@ def alerts_retry(config_path: str | None, alert_id: str | None, dead: bool, out:
     return 0
 
 
+def alerts_show(config_path: str | None, alert_id: str, fmt: str, out: TextIO) -> int:
+    """One alert: what it is about, its deliveries, and every attempt to send them (kept by retries)."""
+    import json
+
+    from monitor.listing import cell
+    from monitor.store.history import alert_history
+
+    with _opened(load_file(config_path, secrets=False)) as store:
+        found = alert_history(store, alert_id)
+    if found is None:
+        raise InputError(f"alerts show: no alert {alert_id} in the database",
+                         "see the ids with: crisis-monitor alerts list")
+    if fmt == "json":
+        print(json.dumps(found, ensure_ascii=False, indent=1), file=out)
+        return 0
+    print(f"alert {found['id']}: {found['kind']} of rule {found['rule']} ({found['severity']}) on story "
+          f"{found['story']}, made {cell(found['created_at'])}", file=out)
+    print(f"item: {cell(found['item']['title'])} ({found['item']['feed']}) {cell(found['item']['url'])}", file=out)
+    print("\ndeliveries:", file=out)
+    emit(found["deliveries"], ["channel", "status", "attempts", "next_attempt_at", "delivered_at", "last_error"],
+         "text", out)
+    print("\nattempts:", file=out)
+    emit(found["attempts"], ["at", "channel", "attempt", "outcome", "status_code", "error"], "text", out)
+    return 0
+
+
 TEST_RULE = "crisis-monitor-test"
 
 

@@ -24,6 +24,7 @@ class SendFailure:
     error: str
     retryable: bool
     retry_after: float | None = None
+    status_code: int | None = None  # the receiver's answer (HTTP or SMTP), when it gave one
 
 
 class Notifier(Protocol):

@@ -154,7 +154,7 @@ class Dispatcher:
                                                            random.random()))
         metrics.DELIVERIES.labels(channel.name, "retry" if retry_at else "dead").inc(len(ids))
         self.failures["retry" if retry_at else "dead"] += len(ids)
-        await asyncio.to_thread(self.outbox.failed, ids, failure.error, retry_at)
+        await asyncio.to_thread(self.outbox.failed, ids, failure.error, retry_at, now, failure.status_code)
         for alert in alerts:
             log.warning("delivery failed", extra={
                 "event": "delivery", "channel": channel.name, "alert": alert.id, "attempt": attempts,

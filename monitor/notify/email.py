@@ -98,7 +98,8 @@ class EmailNotifier:
                                   timeout=o["timeout"], tls_context=self.tls_context)
         except aiosmtplib.SMTPResponseException as error:
             # 4xx replies are temporary by definition; 5xx are permanent (bad recipient, refused).
-            return SendFailure(f"SMTP {error.code}: {error.message}", retryable=400 <= error.code < 500)
+            return SendFailure(f"SMTP {error.code}: {error.message}", retryable=400 <= error.code < 500,
+                               status_code=error.code)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             return SendFailure(f"SMTP: {error}", retryable=True)
         return None

@@ -26,7 +26,7 @@ def outcome(response: httpx.Response) -> SendFailure | None:
         detail += f": {body}"
     retryable = status in RETRYABLE or status >= 500
     wait = retry_after(response.headers.get("retry-after"), datetime.now(UTC)) if retryable else None
-    return SendFailure(detail, retryable, wait)
+    return SendFailure(detail, retryable, wait, status)
 
 
 def failure(error: httpx.HTTPError) -> SendFailure:

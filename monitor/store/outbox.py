@@ -10,18 +10,33 @@ lease runs out, and sent again with the same alert id (at-least-once).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, literal, or_, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from monitor.store.repo import Store, aware, utc
-from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow
+from monitor.store.tables import AlertRow, AttemptRow, DeliveryRow, FeedRow, ItemRow, MatchRow
 from monitor.types import Alert
 
 DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
+ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]
+
+
+def _history(session: Session, ids: Sequence[int], now: datetime, outcome: str, error: str | None = None,
+             status_code: int | None = None) -> None:
+    """A line in ``delivery_attempts`` for each of ``ids``: the attempt's number, time, outcome ("delivered",
+    "retry", "dead"; "retried" for a retry by hand, numbered as the last attempt), error and status code."""
+    columns = ATTEMPTS.c
+    shown = (literal(utc(now), columns.at.type), literal(outcome, columns.outcome.type),
+             literal(error, columns.error.type), literal(status_code, columns.status_code.type))
+    step = 0 if outcome == "retried" else 1
+    session.execute(sa_insert(ATTEMPTS).from_select(
+        ["delivery_id", "attempt", "at", "outcome", "error", "status_code"],
+        sa_select(DELIVERIES.c.id, DELIVERIES.c.attempts + step, *shown).where(DELIVERIES.c.id.in_(list(ids)))))
 
 
 class Outbox:
@@ -70,35 +85,50 @@ class Outbox:
             with self.store.writing() as session:
                 session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(list(ids))).values(**values))
 
-    def delivered(self, ids: Sequence[int], now: datetime) -> None:
-        self._set(ids, status="delivered", delivered_at=utc(now), claimed_until=None,
-                  attempts=DELIVERIES.c.attempts + 1, last_error=None)
+    def _attempted(self, ids: Sequence[int], now: datetime, outcome: str, error: str | None = None,
+                   status_code: int | None = None, **values: Any) -> None:
+        """Record an attempt of each of ``ids`` and set ``values`` on the deliveries, in one transaction."""
+        if ids:
+            with self.store.writing() as session:
+                _history(session, ids, now, outcome, error, status_code)
+                session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(list(ids))).values(**values))
 
-    def failed(self, ids: Sequence[int], error: str, retry_at: datetime | None) -> None:
-        """A failed attempt: tried again at ``retry_at``, or ``dead`` when None (kept, visible, retryable)."""
+    def delivered(self, ids: Sequence[int], now: datetime) -> None:
+        self._attempted(ids, now, "delivered", status="delivered", delivered_at=utc(now), claimed_until=None,
+                        attempts=DELIVERIES.c.attempts + 1, last_error=None)
+
+    def failed(self, ids: Sequence[int], error: str, retry_at: datetime | None, now: datetime | None = None,
+               status_code: int | None = None) -> None:
+        """A failed attempt (at ``now``, the receiver's answer ``status_code`` if it gave one): tried again
+        at ``retry_at``, or ``dead`` when None (kept, visible, retryable)."""
         values: dict[str, Any] = {"attempts": DELIVERIES.c.attempts + 1, "last_error": error[:1000],
                                   "claimed_until": None}
         if retry_at is None:
             values["status"] = "dead"
         else:
             values["next_attempt_at"] = utc(retry_at)
-        self._set(ids, **values)
+        self._attempted(ids, now or datetime.now(UTC), "retry" if retry_at else "dead", error[:1000], status_code,
+                        **values)
 
     def postpone(self, ids: Sequence[int], until: datetime) -> None:
         """Not an attempt: quiet hours, a digest period or a grouping window holds these back."""
         self._set(ids, next_attempt_at=utc(until), claimed_until=None)
 
     def retry(self, now: datetime, alert_id: str | None = None, dead: bool = False) -> int:
-        """Make dead (or one alert's undelivered) deliveries pending again; how many."""
-        query = update(DELIVERIES).where(DELIVERIES.c.status != "delivered")
+        """Make dead (or one alert's undelivered) deliveries pending again, their attempts counted
+        afresh; how many. Their attempt history stays, and says when they were retried by hand."""
+        query = sa_select(DELIVERIES.c.id).where(DELIVERIES.c.status != "delivered")
         if alert_id is not None:
             query = query.where(DELIVERIES.c.alert_id == alert_id)
         if dead:
             query = query.where(DELIVERIES.c.status == "dead")
         with self.store.writing() as session:
-            result = session.execute(query.values(status="pending", attempts=0, next_attempt_at=utc(now),
-                                                  claimed_until=None))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            ids = list(session.execute(query).scalars())
+            if ids:
+                _history(session, ids, now, "retried")
+                session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(ids)).values(
+                    status="pending", attempts=0, next_attempt_at=utc(now), claimed_until=None))
+            return len(ids)
 
     def recent(self, channel: str, since: datetime) -> dict[str, int]:
         """Alerts per rule sent (or being sent) to ``channel`` since ``since``: for grouping."""

@@ -7,12 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.rules import engine, nodes
+from monitor.rules import query as q
 from monitor.rules.engine import RuleSet
 from monitor.rules.entities import Entity, Gazetteer
 from monitor.rules.loader import RuleSpec
 from monitor.rules.nodes import DocView
 from monitor.rules.query import parse, phrase
-from monitor.types import Document
+from monitor.types import FIELDS, Document
 
 GAZETTEER = Gazetteer({
     "estonia": Entity("estonia", "Estonia", "country", ("nato-member",), (phrase("Estoni*"), phrase("Tallinn"))),
@@ -185,3 +186,111 @@ def test_fields_in_any_order_match_as_in_document_order(fields: tuple[str, ...])
     in_order = tuple(f for f in ("title", "summary", "content") if f in fields)
     assert rules(*queries, fields=fields).match(doc) == rules(*queries, fields=in_order).match(doc)
     assert rules(*queries, fields=fields).match(doc)  # and they match something
+
+# The words of tests/test_presearch.py's queries, and some they do not name.
+REFERENCE_WORDS = ["drone", "drones", "drohne", "jet", "jets", "air", "airspace", "shot", "down", "mig", "31",
+                   "tallinn", "estonian", "hobby", "the"]
+
+
+# --- the engine against a plain evaluation of the query tree, by the definitions ------------------
+
+Spans = set[tuple[int, int]]
+
+
+class Reference:
+    """Queries read straight from their tree over a document's tokens, with none of the engine's
+    indexes, memos or shortcuts: where each node is found (spans), whether it holds, and the
+    spans of the hits a match reports."""
+
+    def __init__(self, doc: Document) -> None:
+        view = DocView(rules().terms, doc)
+        self.fields = [f.tokens for f in view.fields]
+        self.bases = view.bases
+
+    def _tokens(self, scope: tuple[int, ...]) -> list[tuple[int, str]]:
+        return [(self.bases[f] + i, t) for f in scope for i, t in enumerate(self.fields[f])]
+
+    def _words(self, word: q.Word, scope: tuple[int, ...]) -> Spans:
+        return {(p, p) for p, t in self._tokens(scope) if t == word.token or (word.prefix and t.startswith(word.token))}
+
+    def spans(self, ast: q.Node, scope: tuple[int, ...]) -> Spans:
+        if isinstance(ast, q.Word):
+            return self._words(ast, scope)
+        if isinstance(ast, q.Phrase):
+            starts = {p for p, _ in self._words(ast.words[0], scope)}
+            every = [{p for p, _ in self._words(w, nodes.ALL_FIELDS)} for w in ast.words]
+            return {(p, p + len(ast.words) - 1) for p in starts
+                    if all(p + k in positions for k, positions in enumerate(every))}
+        if isinstance(ast, q.EntityRef):
+            return set().union(*(self.spans(a, scope) for e in GAZETTEER.resolve(ast.name) for a in e.aliases))
+        if isinstance(ast, q.Or):
+            return set().union(*(self.spans(c, scope) for c in ast.children))
+        if isinstance(ast, q.Near):
+            return {(min(a[0], b[0]), max(a[1], b[1])) for a, b in self.pairs(ast, scope)}
+        return set()  # AND, NOT and field scopes have no spans
+
+    def pairs(self, ast: q.Near, scope: tuple[int, ...]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        n, ordered = ast.distance, ast.ordered
+        return [(a, b) for a in self.spans(ast.left, scope) for b in self.spans(ast.right, scope)
+                if 0 < b[0] - a[1] <= n or (not ordered and 0 < a[0] - b[1] <= n)
+                or (not ordered and (b[0] < a[0] <= a[1] < b[1] or a[0] < b[0] <= b[1] < a[1]))]
+
+    def holds(self, ast: q.Node, scope: tuple[int, ...]) -> bool:
+        if isinstance(ast, q.And):
+            return all(self.holds(c, scope) for c in ast.children)
+        if isinstance(ast, q.Or):
+            return any(self.holds(c, scope) for c in ast.children)
+        if isinstance(ast, q.Not):
+            return not self.holds(ast.child, scope)
+        if isinstance(ast, q.Scope):
+            return self.holds(ast.child, (FIELDS.index(ast.field),))
+        return bool(self.spans(ast, scope))
+
+    def hits(self, ast: q.Node, scope: tuple[int, ...]) -> Spans:
+        if isinstance(ast, q.And):
+            return set().union(*(self.hits(c, scope) for c in ast.children))
+        if isinstance(ast, q.Or):
+            return set().union(*(self.hits(c, scope) for c in ast.children if self.holds(c, scope)))
+        if isinstance(ast, q.Scope):
+            return self.hits(ast.child, (FIELDS.index(ast.field),))
+        if isinstance(ast, q.Near):
+            return {(min(a[0], b[0]), max(a[1], b[1])) for a, b in self.pairs(ast, scope)}
+        if isinstance(ast, q.Not):
+            return set()
+        return self.spans(ast, scope)
+
+
+def _compound() -> st.SearchStrategy[str]:
+    from tests.test_presearch import _positional
+
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.lists(inner, min_size=2, max_size=4).map(lambda p: "(" + " OR ".join(p) + ")"),
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} AND {p[1]})"),
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} AND NOT {p[1]})"),
+            st.tuples(st.sampled_from(["title", "content"]), inner).map(lambda p: f"{p[0]}:({p[1]})"),
+        )
+    return st.recursive(_positional(), extend, max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_compound(), min_size=1, max_size=4), st.lists(st.sampled_from(REFERENCE_WORDS), max_size=30),
+       st.lists(st.sampled_from(REFERENCE_WORDS), max_size=5))
+def test_the_engine_reads_queries_as_their_definitions(queries: list[str], content: list[str],
+                                                       title: list[str]) -> None:
+    # Rules compiled together share their entity and OR nodes, as a real rule set does; every
+    # rule must still hold, find its spans and report its hits as its query tree says.
+    ruleset = rules(*queries)
+    doc = Document(id="d", title=" ".join(title), content=" ".join(content))
+    view, reference = ruleset.view(doc), Reference(doc)
+    for rule in ruleset.rules:
+        query = rule.spec.query
+        assert rule.root.holds(view, rule.scope) == reference.holds(query, rule.scope), query
+        assert set(rule.root.spans(view, rule.scope)) == reference.spans(query, rule.scope), query
+        if reference.holds(query, rule.scope):
+            hits: list[nodes.Hit] = []
+            rule.root.collect(view, rule.scope, hits)
+            assert {(view.bases[h.field] + h.first, view.bases[h.field] + h.last) for h in hits} == \
+                reference.hits(query, rule.scope), query
+    assert [m.rule for m in ruleset.match(doc)] == [
+        r.spec.id for r in ruleset.rules if reference.holds(r.spec.query, r.scope)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain, filterfalse
+from typing import TypeVar
 
 from monitor.rules import query as q
 from monitor.rules.entities import Gazetteer
@@ -45,6 +46,7 @@ from monitor.types import FIELDS, Document, Match
 _CACHE_LIMIT = 500_000
 _NONE: frozenset[str] = frozenset()
 _SNIPPET_TOKENS = 60
+_N = TypeVar("_N", bound=CNode)
 
 
 class TermIndex:
@@ -57,6 +59,9 @@ class TermIndex:
         self._cache: dict[str, tuple[int, ...]] = {}  # the tokens that match some term
         self._seen: set[str] = set()  # every token looked up since the cache was last cleared
         self._prefix_tokens: dict[int, set[str]] = {}  # prefix term -> the tokens seen that match it
+        self._watch: dict[int, list[CNode]] = {}  # term -> the OR alternatives that need it (DocView.live)
+        self._watching: set[CNode] = set()  # those nodes (by identity: a set, as ids do not survive a pickle)
+        self.watched = 0
 
     def add(self, word: q.Word) -> int:
         table = self.prefixes.setdefault(len(word.token), {}) if word.prefix else self.exact
@@ -91,6 +96,20 @@ class TermIndex:
         matched = cache.keys() & tokens
         return set(chain.from_iterable(map(cache.__getitem__, matched))), matched
 
+    def watch(self, nodes: Iterable[CNode]) -> None:
+        """Make DocView.live report each of ``nodes`` when its needs are met."""
+        for node in nodes:
+            if node.needs is not None and node not in self._watching:
+                self._watching.add(node)
+                self.watched += 1
+                for term in node.needs:
+                    self._watch.setdefault(term, []).append(node)
+
+    def live(self, present: set[int]) -> set[CNode]:
+        """The watched nodes whose needs ``present`` meets: one pass over the terms, in C."""
+        watch = self._watch
+        return set(chain.from_iterable(map(watch.__getitem__, watch.keys() & present)))
+
     def tokens_of(self, term: int, matched: set[str]) -> list[str]:
         """Which of ``matched`` (a document's tokens that match some term) match ``term``."""
         text = self.texts[term]
@@ -124,21 +143,32 @@ class _Compiler:
     def alias(self, alias: q.Word | q.Phrase) -> TermNode | PhraseNode:
         if isinstance(alias, q.Word):
             return TermNode(self.terms.add(alias))
-        return PhraseNode(tuple(self.terms.add(w) for w in alias.words))
+        return self._rarest(PhraseNode(tuple(self.terms.add(w) for w in alias.words)))
 
     def node(self, ast: q.Node) -> CNode:
+        return self._rarest(self._node(ast))
+
+    def _rarest(self, node: _N) -> _N:
+        """``node`` needing the rarest of the term sets it needs (nodes take the first)."""
+        options = node.options()
+        if len(options) > 1:
+            node.needs = min(options, key=lambda terms: sum(map(self.term_cost, terms)))
+        return node
+
+    def _node(self, ast: q.Node) -> CNode:
         if isinstance(ast, q.Word | q.Phrase):
             return self.alias(ast)
         if isinstance(ast, q.EntityRef):
             if ast.name not in self._entity_nodes:
-                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in self.aliases(ast.name)])
+                self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in self.aliases(ast.name)],
+                                                            self.terms.watch)
             return self._entity_nodes[ast.name]
         if isinstance(ast, q.Sentence | q.Clause):
             return self._named(ast)
         if isinstance(ast, q.And):
             return AndNode([self.node(c) for c in ast.children])
         if isinstance(ast, q.Or):
-            return OrNode([self.node(c) for c in ast.children])
+            return OrNode([self.node(c) for c in ast.children], self.terms.watch)
         if isinstance(ast, q.Not):
             return NotNode(self.node(ast.child))
         if isinstance(ast, q.Near):

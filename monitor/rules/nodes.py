@@ -9,7 +9,7 @@ candidate rule asks about.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from itertools import chain, compress, count
 from typing import NamedTuple, Protocol, TypeVar
@@ -39,6 +39,13 @@ class TermLookup(Protocol):
 
     def tokens_of(self, term: int, matched: set[str]) -> list[str]: ...
 
+    watched: int  # how many nodes ``watch`` has been given: a view's ``live`` set is made again when it grows
+
+    def live(self, present: set[int]) -> set[CNode]: ...
+
+
+Watch = Callable[[Iterable["CNode"]], None]  # registers alternatives for DocView.live (TermIndex.watch)
+
 
 class DocView:
     """One document as the rules see it: tokens, the terms present, lazily built positions."""
@@ -56,9 +63,19 @@ class DocView:
         self._term_positions: dict[int, list[int]] = {}
         self._field_sets: list[set[str] | None] = [None, None, None]  # see in_fields
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
-        # Spans of phrases, entities and OR groups, by node and scope (once_per_view).
-        self.spans: dict[tuple[int, tuple[int, ...]], list[Span]] = {}
+        # What nodes hold and their spans, by method, node and scope (once_per_view).
+        self.memo: dict[tuple[object, CNode, tuple[int, ...]], object] = {}
         self._sentences: dict[int, list[tuple[int, DocView]]] = {}  # see sentences()
+        self._live: set[CNode] | None = None  # see live()
+        self._live_for = 0
+
+    def live(self) -> set[CNode]:
+        """The watched alternatives of OR and entity nodes whose needs this document meets: found
+        once, from its terms, for every such node of the rule set."""
+        if self._live is None or self._live_for != self._terms.watched:
+            self._live_for = self._terms.watched
+            self._live = self._terms.live(self.present)
+        return self._live
 
     def sentences(self, field: int) -> list[tuple[int, DocView]]:
         """Each sentence of a field as a view of its own (that field holding the sentence only,
@@ -181,28 +198,39 @@ class DocView:
 
 _EMPTY_FIELD = Field("")
 N = TypeVar("N", bound="CNode")
+R = TypeVar("R")
+_MISSING = object()
 
 
-def once_per_view(spans: Callable[[N, DocView, tuple[int, ...]], list[Span]],
-                  ) -> Callable[[N, DocView, tuple[int, ...]], list[Span]]:
-    """Spans computed once per document, node and scope (kept in ``view.spans``): NEAR and
-    collect ask for the same spans again, and an entity node serves many rules. (It keeps the
-    method's name, by which pickle finds a bound method again: compiled rules are cached pickled.)"""
-    @wraps(spans)
-    def cached(node: N, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        key = (id(node), scope)
-        found = view.spans.get(key)
-        if found is None:
-            found = view.spans[key] = spans(node, view, scope)
-        return found
+def once_per_view(method: Callable[[N, DocView, tuple[int, ...]], R]) -> Callable[[N, DocView, tuple[int, ...]], R]:
+    """A node's answer (whether it holds, its spans) computed once per document, node and scope,
+    kept in ``view.memo``: NEAR and collect ask for the same spans again, and a named clause or an
+    entity serves many rules. Keyed by the node itself, which the memo keeps alive, so no other
+    node can take its place (as one could take a freed node's id). It keeps the method's name, by
+    which pickle finds a bound method again: compiled rules are cached pickled."""
+    @wraps(method)
+    def cached(node: N, view: DocView, scope: tuple[int, ...]) -> R:
+        key = (method, node, scope)
+        found = view.memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = view.memo[key] = method(node, view, scope)
+        return found  # type: ignore[return-value]
     return cached
 
 
 class CNode:
     """A compiled query node. ``named``: whether a named clause is in it (so only those parts are
-    walked for the clauses a match reports)."""
+    walked for the clauses a match reports). ``needs``: terms one of which a document must hold
+    for the node to hold or to have a span (None: no term is necessary); an OR evaluates only
+    the children whose needs the document meets. Each node takes a default, the compiler the
+    rarest of ``options()``."""
 
     named = False
+    needs: frozenset[int] | None = None
+
+    def options(self) -> list[frozenset[int]]:
+        """Sets of terms each necessary for the node (``needs`` is one of them)."""
+        return [self.needs] if self.needs is not None else []
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         raise NotImplementedError
@@ -226,9 +254,20 @@ class CNode:
         return None
 
 
+def _needed(nodes: Iterable[CNode]) -> frozenset[int]:
+    """The terms one of which a document needs for one of ``nodes`` (each needing some) to hold."""
+    return frozenset(chain.from_iterable(node.needs or () for node in nodes))
+
+
+def _first_option(node: CNode) -> frozenset[int] | None:
+    options = node.options()
+    return options[0] if options else None
+
+
 class TermNode(CNode):
     def __init__(self, term: int) -> None:
         self.term = term
+        self.needs = frozenset([term])
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return self.term in view.present if scope is ALL_FIELDS else view.has(self.term, scope)
@@ -245,9 +284,13 @@ class TermNode(CNode):
 class PhraseNode(CNode):
     def __init__(self, terms: tuple[int, ...]) -> None:
         self.terms = terms
+        self.needs = frozenset(terms[:1]) or None
+
+    def options(self) -> list[frozenset[int]]:
+        return [frozenset([term]) for term in self.terms]
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return all(map(view.present.__contains__, self.terms)) and bool(self.spans(view, scope))
+        return all(map(view.present.__contains__, self.terms)) and bool(self._spans(view, scope))
 
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         if not all(map(view.present.__contains__, self.terms)):
@@ -263,24 +306,32 @@ class PhraseNode(CNode):
 
 
 class AnyOfNode(CNode):
-    """Any of many terms or phrases (an entity, group or type), found by their first term."""
+    """Any of many terms or phrases (an entity, group or type). Its words are one set operation on
+    the document's terms; its phrases are looked at only when their rarest word is present (the
+    phrases the view finds ``live``)."""
 
-    def __init__(self, alternatives: list[CNode]) -> None:
-        self.by_first: dict[int, list[CNode]] = {}
-        for alternative in alternatives:
-            first = alternative.term if isinstance(alternative, TermNode) else \
-                alternative.terms[0]  # type: ignore[attr-defined]
-            self.by_first.setdefault(first, []).append(alternative)
+    def __init__(self, alternatives: list[TermNode | PhraseNode], watch: Watch) -> None:
+        self.singles = frozenset(a.term for a in alternatives if isinstance(a, TermNode))
+        self.phrases = frozenset(a for a in alternatives if isinstance(a, PhraseNode))
+        watch(self.phrases)
+        self.needs = self.singles | _needed(self.phrases) if alternatives else None
 
-    def _candidates(self, view: DocView) -> list[CNode]:
-        return [a for t in self.by_first.keys() & view.present for a in self.by_first[t]]
-
+    @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        return any(a.holds(view, scope) for a in self._candidates(view))
+        present = view.present
+        if scope is ALL_FIELDS:
+            if not self.singles.isdisjoint(present):
+                return True
+        elif any(view.has(term, scope) for term in self.singles & present):
+            return True
+        return any(p.holds(view, scope) for p in self.phrases & view.live())
 
     @once_per_view
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        return sorted(set(chain.from_iterable(a.spans(view, scope) for a in self._candidates(view))))
+        found = {(p, p) for term in self.singles & view.present for p in view.scoped(term, scope)}
+        for phrase in self.phrases & view.live():
+            found.update(phrase.spans(view, scope))
+        return sorted(found)
 
 
 class AndNode(CNode):
@@ -291,7 +342,12 @@ class AndNode(CNode):
         # together, as one set operation, before the others.
         self.terms = frozenset(c.term for c in children if type(c) is TermNode)
         self.others = [c for c in children if type(c) is not TermNode]
+        self.needs = _first_option(self)
 
+    def options(self) -> list[frozenset[int]]:
+        return [c.needs for c in self.children if c.needs is not None]
+
+    @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         if scope is not ALL_FIELDS:
             return all(c.holds(view, scope) for c in self.children)
@@ -312,24 +368,67 @@ class AndNode(CNode):
                 child.clauses(view, scope, out)
 
 
-class OrNode(AndNode):
+class OrNode(CNode):
+    """Any of its children. ORs within it (named clauses too) are read as its own alternatives,
+    and of those only the ones the document can hold are looked at: its words by one set
+    operation on the document's terms, the others when the view finds them ``live`` (their
+    needs met). A lexicon of a few hundred words and phrases costs a few set operations, not
+    a call per alternative. ``children`` stay as written, for the clauses a match reports."""
+
+    def __init__(self, children: list[CNode], watch: Watch) -> None:
+        self.children = children
+        self.named = any(c.named for c in children)
+        self.alternatives: list[CNode] = []  # children, with the alternatives of ORs among them
+        for child in children:
+            inner = child
+            while isinstance(inner, ClauseNode):
+                inner = inner.child
+            self.alternatives.extend(inner.alternatives if isinstance(inner, OrNode) else [child])
+        self._words: dict[int, list[TermNode]] = {}
+        for alternative in self.alternatives:
+            if type(alternative) is TermNode:
+                self._words.setdefault(alternative.term, []).append(alternative)
+        self.terms = frozenset(self._words)
+        self._others = [a for a in self.alternatives if type(a) is not TermNode]  # repeats kept, as written
+        self._always = list(dict.fromkeys(a for a in self._others if a.needs is None))
+        self._watched = frozenset(a for a in self._others if a.needs is not None)
+        watch(self._watched)
+        self.needs = None if self._always else self.terms | _needed(self._watched)
+
+    def _live(self, view: DocView) -> Iterable[CNode]:
+        """The alternatives but words that may hold on ``view`` (each once, in no order)."""
+        live = self._watched & view.live()
+        return chain(self._always, live) if self._always else live
+
+    @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        if scope is not ALL_FIELDS:
-            return any(c.holds(view, scope) for c in self.children)
-        if not self.terms.isdisjoint(view.present):
+        present = view.present
+        if scope is ALL_FIELDS:
+            if not self.terms.isdisjoint(present):
+                return True
+        elif any(view.has(term, scope) for term in self.terms & present):
             return True
-        for child in self.others:  # noqa: SIM110 (a loop: no generator to make)
+        for child in self._live(view):  # noqa: SIM110 (a loop: no generator to make)
             if child.holds(view, scope):
                 return True
         return False
 
     @once_per_view
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        return sorted(set(chain.from_iterable(c.spans(view, scope) for c in self.children)))
+        found = {(p, p) for term in self.terms & view.present for p in view.scoped(term, scope)}
+        for child in self._live(view):
+            found.update(child.spans(view, scope))
+        return sorted(found)
 
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
-        for child in self.children:
-            if child.holds(view, scope):
+        # Every alternative that holds, as often as it is written (the hits are sorted later).
+        for term in self.terms & view.present:
+            for word in self._words[term]:
+                if word.holds(view, scope):
+                    word.collect(view, scope, out)
+        live = view.live()
+        for child in self._others:
+            if (child.needs is None or child in live) and child.holds(view, scope):
                 child.collect(view, scope, out)
 
     def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
@@ -354,6 +453,10 @@ class NearNode(CNode):
         self.left, self.right = left, right
         self.distance, self.ordered = distance, ordered
         self.named = left.named or right.named
+        self.needs = _first_option(self)
+
+    def options(self) -> list[frozenset[int]]:
+        return [side.needs for side in (self.left, self.right) if side.needs is not None]
 
     def pairs(self, view: DocView, scope: tuple[int, ...], first_only: bool) -> list[tuple[Span, Span]]:
         """The (left, right) spans within the distance, by left then right: each left span is
@@ -390,17 +493,22 @@ class NearNode(CNode):
                         return out
         return out
 
+    @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         # Both sides must hold somewhere before their positions are worth finding.
         return (self.left.holds(view, scope) and self.right.holds(view, scope)
                 and bool(self.pairs(view, scope, first_only=True)))
 
+    @once_per_view
+    def _all_pairs(self, view: DocView, scope: tuple[int, ...]) -> list[tuple[Span, Span]]:
+        return self.pairs(view, scope, first_only=False)
+
+    @once_per_view
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        return sorted({(min(a[0], b[0]), max(a[1], b[1]))
-                       for a, b in self.pairs(view, scope, first_only=False)})
+        return sorted({(min(a[0], b[0]), max(a[1], b[1])) for a, b in self._all_pairs(view, scope)})
 
     def collect(self, view: DocView, scope: tuple[int, ...], out: list[Hit]) -> None:
-        for a, b in self.pairs(view, scope, first_only=False):
+        for a, b in self._all_pairs(view, scope):
             first, second = sorted((a, b))
             span = (first[0], max(first[1], second[1]))
             if second[0] - first[1] > 1:  # apart, with words between them
@@ -419,6 +527,7 @@ class ScopeNode(CNode):
         self.scope = (field,)
         self.child = child
         self.named = child.named
+        self.needs = child.needs
 
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return self.child.holds(view, self.scope)
@@ -472,6 +581,7 @@ class ClauseNode(CNode):
 
     def __init__(self, name: str, child: CNode) -> None:
         self.name, self.child = name, child
+        self.needs = child.needs
         self.holds = child.holds  # type: ignore[method-assign]
         self.spans = child.spans  # type: ignore[method-assign]
         self.first = child.first  # type: ignore[method-assign]
@@ -490,6 +600,7 @@ class SentenceNode(CNode):
     def __init__(self, child: CNode, trigger: frozenset[int] | None) -> None:
         self.child, self.trigger = child, trigger
         self.named = child.named
+        self.needs = child.needs  # what one sentence needs, the document has
 
     def _holding(self, view: DocView, scope: tuple[int, ...]) -> Iterator[tuple[int, int, DocView]]:
         """(field, first token, view) of each sentence in which the child holds."""
@@ -501,6 +612,7 @@ class SentenceNode(CNode):
                     if self.child.holds(sentence, ALL_FIELDS):
                         yield field, offset, sentence
 
+    @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
         return next(self._holding(view, scope), None) is not None
 

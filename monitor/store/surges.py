@@ -128,21 +128,31 @@ class Surges:
                        max_age: float | None) -> dict[int, tuple[datetime, int, int]]:
         """story id -> (when, match id, item id) of the rule's first match in it, for the stories the
         rule matched since ``start``; matches of items published over ``max_age`` seconds before
-        do not count."""
+        do not count.
+
+        In steps, each on an index: the period's matches of the rule (rule, created_at), the items of
+        their stories (story_id), the rule's matches of those items (item_id, rule). One join would let
+        the planner walk all of the rule's matches ever."""
         too_old = timedelta(seconds=max_age) if max_age is not None else None
-        recent = (sa_select(ITEMS.c.story_id).join(MATCHES, MATCHES.c.item_id == ITEMS.c.id)
-                  .where(MATCHES.c.rule == rule, MATCHES.c.created_at >= utc(start)))
-        query = (sa_select(ITEMS.c.story_id, MATCHES.c.created_at, MATCHES.c.id, MATCHES.c.item_id,
-                           ITEMS.c.published_at)
-                 .join(ITEMS, ITEMS.c.id == MATCHES.c.item_id)
-                 .where(MATCHES.c.rule == rule, ITEMS.c.story_id.in_(recent)))
+        recent = sorted(set(session.execute(
+            sa_select(ITEMS.c.story_id).join(MATCHES, MATCHES.c.item_id == ITEMS.c.id)
+            .where(MATCHES.c.rule == rule, MATCHES.c.created_at >= utc(start))).scalars()))
+        items: dict[int, tuple[int, datetime]] = {}
+        for chunk in _chunks(recent):
+            items.update((item_id, (story_id, aware(published) or published)) for item_id, story_id, published in
+                         session.execute(sa_select(ITEMS.c.id, ITEMS.c.story_id, ITEMS.c.published_at)
+                                         .where(ITEMS.c.story_id.in_(chunk))))
         firsts: dict[int, tuple[datetime, int, int]] = {}
-        for story_id, created_at, match_id, item_id, published_at in session.execute(query):
-            first = (aware(created_at) or created_at, match_id, item_id)
-            if too_old is not None and first[0] - (aware(published_at) or published_at) > too_old:
-                continue
-            if story_id not in firsts or first < firsts[story_id]:
-                firsts[story_id] = first
+        for chunk in _chunks(sorted(items)):
+            for item_id, created_at, match_id in session.execute(
+                    sa_select(MATCHES.c.item_id, MATCHES.c.created_at, MATCHES.c.id)
+                    .where(MATCHES.c.item_id.in_(chunk), MATCHES.c.rule == rule)):
+                story_id, published_at = items[item_id]
+                first = (aware(created_at) or created_at, match_id, item_id)
+                if too_old is not None and first[0] - published_at > too_old:
+                    continue
+                if story_id not in firsts or first < firsts[story_id]:
+                    firsts[story_id] = first
         return firsts
 
     def _stories(self, session: Session, present: dict[int, tuple[datetime, int, int]]) -> tuple[WindowStory, ...]:

@@ -128,11 +128,13 @@ class Runtime:
         await settle()
 
     async def poll_all(self, feeds: list[FeedSpec]) -> list[PollSummary]:
-        """One forced poll of each feed, concurrently, then deliver what they alerted."""
+        """One forced poll of each feed, concurrently, and a surge check (a `poll` from cron gets surges
+        too), then deliver what they alerted."""
         claims = await asyncio.to_thread(self.store.claim_many, [f.name for f in feeds], self.clock(),
                                          self.pipeline.lease, True)
         results = await asyncio.gather(*(self.pipeline.poll(spec, state=claims[spec.name])
                                          for spec in feeds if spec.name in claims))
+        await self.surge_pass()
         await self.dispatcher.run_once()
         return [r for r in results if r is not None]
 
@@ -140,6 +142,8 @@ class Runtime:
         """One surge check of each rule that watches for surges, at the clock's time; a surge alert
         it writes waits in the outbox for the dispatcher."""
         rules = surge_rules(self.active)
+        if not rules:
+            return []
         now, max_age = self.clock(), self.config.max_item_age
         outcomes = await asyncio.to_thread(lambda: [(rule, self.surges.check(rule, now, max_age)) for rule in rules])
         for rule, outcome in outcomes:

@@ -116,3 +116,20 @@ def test_the_job_is_scheduled_fires_and_follows_a_reload(tmp_path: Path) -> None
     before, after, woke, alerts = asyncio.run(scenario())
     assert before == timedelta(minutes=5) and after == timedelta(seconds=100)
     assert woke and alerts == 1
+
+
+def test_a_poll_cycle_checks_surges_and_delivers_them(tmp_path: Path) -> None:
+    config = make_config(tmp_path, {}, rules=rules_folder(tmp_path))  # no channels: the console
+
+    async def scenario() -> None:
+        async with Runtime(config, clock=lambda: NOW) as runtime:
+            seed = Seed(runtime.store)
+            seed.quiet_history(hours=30)
+            seed.burst(12)
+            assert await runtime.poll_all([]) == []
+
+    asyncio.run(scenario())
+    [alert] = rows(config, AlertRow)
+    assert alert.kind == "surge"
+    assert [(d.channel, d.status, d.alert_id) for d in rows(config, DeliveryRow)] == [
+        ("console", "delivered", alert.id)]

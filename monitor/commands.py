@@ -6,8 +6,6 @@ only parses arguments. Listings print a text table, or with ``json`` one JSON ar
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -30,11 +28,16 @@ def _since(value: str | None) -> datetime | None:
 
 
 @contextmanager
-def _opened(config: Config) -> Iterator[Any]:
-    """The store of ``config``'s database, closed afterwards."""
-    from monitor.store.repo import Store
+def _opened(config: Config, items_only: bool = False) -> Iterator[Any]:
+    """The store of ``config``'s database, closed afterwards. ``items_only``: what reads items may be
+    a SQLite reader without SQLAlchemy (monitor/store/quickread.py), which starts faster."""
+    from monitor.store.quickread import open_items_reader
 
-    store = Store(config.database)
+    store: Any = open_items_reader(config.database) if items_only else None
+    if store is None:
+        from monitor.store.repo import Store
+
+        store = Store(config.database)
     try:
         yield store
     finally:
@@ -42,6 +45,8 @@ def _opened(config: Config) -> Iterator[Any]:
 
 
 def run(config_path: str | None) -> int:
+    import asyncio
+
     from monitor import logs
     from monitor.daemon import Daemon
 
@@ -54,6 +59,7 @@ def poll(config_path: str | None, feed: str | None, out: TextIO, strict: bool = 
          rules: str | None = None) -> int:
     """One cycle of every feed (or ``feed``); exit 1 when every feed failed or a delivery failed
     (with ``strict``, also when any one feed failed)."""
+    import asyncio
     from dataclasses import replace
 
     from monitor import logs
@@ -179,7 +185,7 @@ def _check_feed(config: Config, store: Any, name: str) -> None:
     """``--feed NAME`` must name a configured feed, or one the store still holds items of."""
     if any(f.name == name for f in config.feeds):
         return
-    stored = [row["name"] for row in store.feeds()]
+    stored = store.feed_names()
     if name not in stored:
         raise InputError(f"--feed: no feed named {name!r} in {config.path} or its database",
                          did_you_mean(name, sorted({*stored, *(f.name for f in config.feeds)}), "feeds"))
@@ -202,7 +208,7 @@ def items_list(config_path: str | None, feed: str | None, since: str | None, fmt
                limit: int = DEFAULT_LIMIT) -> int:
     moment = _since(since)
     config = load_file(config_path, secrets=False)
-    with _opened(config) as store:
+    with _opened(config, items_only=True) as store:
         if feed:
             _check_feed(config, store, feed)
         return emit_limited(lambda n: store.iter_items(moment, feed, n), lambda: store.count_items(moment, feed),
@@ -280,6 +286,8 @@ TEST_RULE = "crisis-monitor-test"
 
 
 def sample_alert(channel: str) -> Any:
+    import uuid
+
     from monitor.types import Alert
 
     now = datetime.now(UTC)
@@ -297,6 +305,8 @@ def sample_alert(channel: str) -> Any:
 
 def alerts_test(config_path: str | None, name: str, out: TextIO) -> int:
     """Send a sample alert through the real channel, not the outbox, and say what happened."""
+    import asyncio
+
     from monitor.notify.dispatch import build_notifier
 
     config = load_file(config_path)

@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from monitor.feeds.parse import content_hash
 from monitor.types import Document
 
 _TRACKING_PREFIXES = ("utm_", "at_", "mc_", "_hs", "pk_", "mtm_")
 _TRACKING = frozenset({"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid",
                        "ref_src", "ref_url", "cmpid", "ocid", "smid", "smtyp", "xtor", "cmp", "icid",
                        "ito", "s_cid", "__twitter_impression", "spm", "share", "rss", "feed_id"})
+
+
+def content_hash(title: str, summary: str, content: str) -> str:
+    """A digest of what an item says: a changed hash is an updated item (and an item without a guid or
+    link is known by it)."""
+    return hashlib.sha256("\x00".join((title, summary, content)).encode()).hexdigest()[:32]
 
 
 def canonical_url(url: str) -> str:

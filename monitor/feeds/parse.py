@@ -13,7 +13,6 @@ feed is unreadable) or a ``warning`` (feedparser recovered), and the feed's ``<t
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import html
 import re
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from monitor.dedupe import content_hash
 from monitor.feeds.jsonfeed import is_json_feed, item_fields, read_json_feed
 from monitor.types import Document
 
@@ -88,10 +88,6 @@ def _http_url(base: str, link: str) -> str:
     """``link`` made absolute against ``base``; "" for anything that is not http(s)."""
     url = urljoin(base, link.strip()) if link.strip() else ""
     return url if urlsplit(url).scheme in ("http", "https") else ""
-
-
-def content_hash(title: str, summary: str, content: str) -> str:
-    return hashlib.sha256("\x00".join((title, summary, content)).encode()).hexdigest()[:32]
 
 
 def entry_document(entry: Mapping[str, Any], base_url: str = "", feed: str = "") -> Document:

@@ -18,8 +18,6 @@ from typing import Any
 from sqlalchemy import Engine, Table, bindparam, func, or_, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -69,10 +67,14 @@ class PollRecord:
 
 def insert_ignoring(session: Session, table: Table, keys: list[str]) -> Any:
     """INSERT … ON CONFLICT (keys) DO NOTHING, in the dialect of the session's database."""
-    name = session.get_bind().dialect.name
+    name = session.get_bind().dialect.name  # each dialect's insert imported when used: listings import none
     if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
     if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
     return sa_insert(table).prefix_with("IGNORE")  # MySQL and MariaDB
 
@@ -392,6 +394,10 @@ class Store:
             session.connection().execute(statement, rows)
 
     # --- listings ----------------------------------------------------------------------------
+
+    def feed_names(self) -> list[str]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(FeedRow.name).order_by(FeedRow.name)))
 
     def feeds(self) -> list[dict[str, Any]]:
         with Session(self.engine) as session:

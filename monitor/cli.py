@@ -332,7 +332,7 @@ def _db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "story signatures; the alerts of stories with nothing newer, with their deliveries, once every delivery "
         "is delivered (an alert with a pending or dead delivery stays, and its story, items and matches with it); "
         "and the stories left with no item. Pruned items stay known by a hash of their guid, so a feed that "
-        "still carries one never makes it new again. Short transactions, one per 500 items: a running daemon "
+        "still carries one never makes it new again. Short transactions, one per 200 items: a running daemon "
         "goes on polling and delivering. Prints the rows per table.")
     prune.add_argument("--older-than", metavar="DURATION",
                        help='what is old, e.g. "180d" (default: [monitor] retention; at least a day)')

@@ -49,7 +49,7 @@ DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 ATTEMPTS: Table = AttemptRow.__table__  # type: ignore[attr-defined]
 PRUNED: Table = PrunedItemRow.__table__  # type: ignore[attr-defined]
 
-BATCH = 500
+BATCH = 200
 
 
 @dataclass

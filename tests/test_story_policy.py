@@ -141,6 +141,11 @@ def warnings(tmp_path: Path, extra: str, poll: float | None = None) -> list[str]
 @pytest.mark.parametrize(("extra", "poll", "expected"), [
     ("min_official: 1\n", None, "x.yaml:9:1: warning: min_official 1 does nothing while min_sources is 1"),
     ("min_sources: 2\nmin_official: 2\n", None, "x.yaml:10:1: warning: min_official 2 is not below min_sources 2"),
+    ("min_sources: 2\ntiers: [wire]\nmin_official: 3\n", None,  # an official publisher counts in any tiers
+     "x.yaml:11:1: warning: min_official 3 is not below min_sources 2"),
+    ("tiers: [wire]\nmin_official: 1\n", None,  # one publisher of any counted tier, official included, suffices
+     "x.yaml:10:1: warning: min_official 1 is not below min_sources 1, so it never releases an alert sooner "
+     "(hint: raise min_sources above 1, or drop min_official)"),
     ("min_sources: 3\nupdates: [3, 10]\n", None, "x.yaml:10:1: warning: updates [3] are not above min_sources 3"),
     ("min_sources: 2\nwithin: 5m\n", 600.0, "x.yaml:10:1: warning: within 5m is shorter than the feeds' poll "
                                             "interval 10m"),
@@ -155,8 +160,6 @@ def test_story_keys_that_do_nothing_warn(tmp_path: Path, extra: str, poll: float
 @pytest.mark.parametrize(("extra", "poll"), [
     ("", 300.0),
     ("min_sources: 2\nmin_official: 1\nwithin: 1h\nupdates: [3, 10]\nsurge: true\n", 300.0),
-    ("tiers: [wire]\nmin_official: 1\n", None),     # tiers gate: one official source releases it alone
-    ("min_sources: 2\ntiers: [wire]\nmin_official: 3\n", None),  # official does not count toward min_sources
     ("min_sources: 2\nwithin: 5m\n", None),         # no config: no poll interval to compare with
 ])
 def test_sound_story_keys_do_not_warn(tmp_path: Path, extra: str, poll: float | None) -> None:

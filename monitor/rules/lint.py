@@ -22,9 +22,10 @@ def _story_warnings(spec: RuleSpec, poll: float | None) -> list[tuple[str, str, 
         found.append(("min_official", f"warning: min_official {official} does nothing while min_sources is 1 "
                       "and no tiers are set: the first publisher already releases the alert",
                       "set min_sources: 2 or more (or tiers) for official sources to matter"))
-    elif official and (not policy.tiers or "official" in policy.tiers) and official >= least:
+    elif official and official >= least:  # official publishers count toward min_sources whatever the tiers
         found.append(("min_official", f"warning: min_official {official} is not below min_sources {least}, "
-                      "so it never releases an alert sooner", f"set min_official below {least}"))
+                      "so it never releases an alert sooner",
+                      f"raise min_sources above {official}, or drop min_official"))
     low = [rung for rung in policy.updates if rung <= least]
     if least > 1 and low:
         found.append(("updates", f"warning: updates {low} are not above min_sources {least}: the first "

@@ -50,7 +50,7 @@ def _story_keys() -> dict[str, Any]:
     return {
         "min_sources": _whole(1, "publishers that must carry a story before its first alert (default 1)"),
         "within": _duration("they must arrive within this time of the rule's first match in the story (default 6h)"),
-        "tiers": {"description": "count only publishers of these tiers for min_sources (default all)",
+        "tiers": {"description": "count only these tiers' publishers, and official ones, for min_sources (default all)",
                   "oneOf": [tier, {"type": "array", "items": tier}]},
         "min_official": _whole(0, "this many official publishers release the first alert alone (default 0: off)"),
         "updates": {"type": "array", "items": {"type": "integer", "minimum": 2},

@@ -335,7 +335,7 @@ def _db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "still carries one never makes it new again. Short transactions, one per 200 items: a running daemon "
         "goes on polling and delivering. Prints the rows per table.")
     prune.add_argument("--older-than", metavar="DURATION",
-                       help='what is old, e.g. "180d" (default: [monitor] retention; at least a day)')
+                       help='what is old, e.g. "180d" (default: [monitor] retention; at least [stories] window)')
     prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     prune.add_argument("--format", choices=("text", "json"), default="text",
                        help="text: a table; json: one object (default: text)")

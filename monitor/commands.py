@@ -410,7 +410,7 @@ def db_prune(config_path: str | None, older_than: str | None, dry_run: bool, fmt
     count what would go; per table, then the alerts kept for their pending or dead deliveries."""
     import json
 
-    from monitor.config import parse_retention
+    from monitor.config import parse_retention, retention_problem
     from monitor.store.retention import prune
 
     config = load_file(config_path, secrets=False)
@@ -422,6 +422,8 @@ def db_prune(config_path: str | None, older_than: str | None, dry_run: bool, fmt
             raise InputError(f"--older-than: {message}", 'write it in days, like "180d"') from None
         if retention is None:
             raise InputError("--older-than: off prunes nothing", 'give an age, like "180d"')
+        if (problem := retention_problem(retention, config.story_window)) is not None:
+            raise InputError(f"--older-than: {problem[0]}", problem[1])
     elif config.retention is None:
         raise InputError(f"{config.path}: [monitor] retention is off, so db prune does not know what is old",
                          'pass --older-than 180d, or set retention = "180d" in [monitor]')

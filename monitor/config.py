@@ -372,6 +372,19 @@ def parse_retention(value: object) -> float | None:
     return seconds
 
 
+def retention_problem(retention: float | None, story_window: float) -> tuple[str, str] | None:
+    """Why ``retention`` cannot be (message, hint), or None: shorter than ``[stories] window``, it would
+    delete items while later reports could still join their stories, which would then alert again."""
+    if retention is None or retention >= story_window:
+        return None
+    from monitor.units import format_duration
+
+    window = format_duration(story_window)
+    return (f"{format_duration(retention)} is shorter than [stories] window ({window}): items would go while "
+            "new reports may still join their stories, and those would alert again",
+            f'make it at least {window}; "180d" is usual')
+
+
 def _retention(reader: _Reader, data: Mapping[str, Any]) -> float | None:
     retention: float | None = reader.convert(data, ("monitor", None, "retention"), parse_retention, None)
     return retention
@@ -621,10 +634,12 @@ def load(text: str, path: Path, env: Mapping[str, str], secrets: bool = True) ->
         channels = (ChannelSpec("console", "console"),)
     monitor = _monitor(reader, sections["monitor"], base)
     feeds = _feeds(reader, _array(reader, data, "feeds"), monitor.pop("full_text"))
+    window = _stories(reader, sections["stories"])
+    if (problem := retention_problem(monitor["retention"], window)) is not None:
+        raise reader.fail(("monitor", None, "retention"), *problem)
     return Config(path=path, http=_http(reader, sections["http"]), delivery=_delivery(reader, sections["delivery"]),
                   feeds=feeds, channels=channels, web_listen=listen, web_token=token,
-                  web_public_url=_public_url(reader, sections["web"]),
-                  story_window=_stories(reader, sections["stories"]), **monitor)
+                  web_public_url=_public_url(reader, sections["web"]), story_window=window, **monitor)
 
 
 def _public_url(reader: _Reader, data: Mapping[str, Any]) -> str:

@@ -181,6 +181,9 @@ def test_prune_without_a_retention_says_what_to_do(tmp_path: Path) -> None:
     short = run_cli("db", "prune", "--older-than", "12h", "--config", str(config.path))
     assert short.returncode == 1 and short.stderr.strip() == (
         "crisis-monitor: --older-than: '12h' is shorter than a day (hint: write it in days, like \"180d\")")
+    inside = run_cli("db", "prune", "--older-than", "2d", "--config", str(config.path))
+    assert inside.returncode == 1 and inside.stderr.strip().startswith(
+        "crisis-monitor: --older-than: 2d is shorter than [stories] window (4d)")
 
 
 PATH = Path("/etc/cm/config.toml")
@@ -196,6 +199,8 @@ def test_retention_in_config(value: str, seconds: float | None) -> None:
     ('"6h"', "/etc/cm/config.toml:2: monitor.retention: '6h' is shorter than a day (hint: write it in days"),
     ('"forever"', "/etc/cm/config.toml:2: monitor.retention: 'forever' is not a duration"),
     ("180", "/etc/cm/config.toml:2: monitor.retention: expected str, got int 180"),
+    ('"3d"', "/etc/cm/config.toml:2: monitor.retention: 3d is shorter than [stories] window (4d): items would go "
+     "while new reports may still join their stories, and those would alert again (hint: make it at least 4d"),
 ])
 def test_a_bad_retention_is_one_line(value: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:

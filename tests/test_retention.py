@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -135,6 +136,57 @@ def test_prune_removes_what_is_old_and_done_keeps_pending_and_dead_and_a_pruned_
     poll_at(config, now, "a")
     assert sorted(i.guid for i in rows(config, ItemRow)) == ["a3", "b1", "c1", "d1"]
     assert [json.loads(seen.body)["item"]["title"] for seen in feed_server.acknowledged[posted:]] == [fresh[1]]
+
+
+def test_two_daemons_pruning_at_once_leave_what_one_would(feed_server: FeedServer, tmp_path: Path,
+                                                           database: str) -> None:
+    """Both take batches of one item at once (SQLite: in turn; PostgreSQL: skipping each other's rows), over
+    stories of several items: the end is what one prune leaves, with no story left empty."""
+    now = datetime.now(UTC)
+    config = hooked(tmp_path, feed_server, database)
+    history(feed_server, now, config)
+    old = now - timedelta(days=250)
+    copies = [(f"copy{n}", "Parks budget", f"https://n.example/parks-{n % 3}", PLAIN[3]) for n in range(12)]
+    feed_server.routes["/c"] = Route(rss(*copies, published=old))
+    poll_at(config, old, "c")
+    assert len({i.story_id for i in rows(config, ItemRow) if i.guid.startswith("copy")}) <= 3  # one per URL
+    before = counts(database)
+    stores = [Store(database), Store(database)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda store: prune(store, now - timedelta(days=180), batch=1), stores))
+    finally:
+        for store in stores:
+            store.close()
+    assert sum(d.items for d in done) == 14 and sum(d.alerts for d in done) == 1
+    after = counts(database)
+    assert after["items"] == before["items"] - 14 and after["pruned_items"] == 14
+    assert sorted(i.guid for i in rows(config, ItemRow)) == ["b1", "c1", "d1"]
+    engine = create_engine(database)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM stories WHERE id NOT IN "
+                                           "(SELECT story_id FROM items)")).scalar_one() == 0
+    finally:
+        engine.dispose()
+    assert after["stories"] == 3 == before["stories"] - sum(d.stories for d in done)
+
+
+def test_an_old_story_left_empty_goes_a_recent_one_stays(database: str) -> None:
+    now = datetime.now(UTC)
+    store = Store(database)
+    try:
+        with store.writing() as session:
+            for key, days in (("left-empty", 200), ("being-written", 0)):
+                session.execute(text("INSERT INTO stories (key, first_seen_at, last_seen_at) VALUES (:k, :t, :t)"),
+                                {"k": key, "t": (now - timedelta(days=days)).replace(tzinfo=None)})
+        dry = prune(store, now - timedelta(days=180), dry_run=True)
+        done = prune(store, now - timedelta(days=180))
+        with store.engine.connect() as connection:
+            left = list(connection.execute(text("SELECT key FROM stories")).scalars())
+    finally:
+        store.close()
+    assert (dry.stories, done.stories, left) == (1, 1, ["being-written"])
 
 
 def test_a_dry_run_and_a_prune_from_the_command_line_then_vacuum(feed_server: FeedServer, tmp_path: Path,

@@ -6,7 +6,9 @@ the item, should its feed still carry it, is not new again. An alert goes with i
 and their attempts when its story is over: every item of the story is older than the cutoff
 and every delivery of every alert on it delivered. An alert with a pending or dead delivery
 keeps its story alive, and so itself, its item and its match. An item of a live story goes
-unless an alert refers to it. A story goes when no item and no alert is left on it.
+unless an alert refers to it. A story goes when no item and no alert is left on it: at the end
+of the batch that took its last item, else (two daemons took its last items at once, each
+seeing the other's) in a sweep of the old stories left empty that ends every run.
 
 Each batch is one short write transaction (``BATCH`` items), so polls and deliveries wait at
 most one batch for the write lock; on PostgreSQL the batch's items are locked ``FOR UPDATE
@@ -17,12 +19,13 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, func, select, text
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, or_, select, text
 from sqlmodel import Session
 
 from monitor.dedupe import guid_key
@@ -110,25 +113,61 @@ def batches(store: Store, cutoff: datetime, dry_run: bool = False, batch: int = 
     """Prune what is older than ``cutoff``, one transaction per batch of items, yielding each batch's
     counts (the daemon lets polls and deliveries in between); with ``dry_run`` count, delete nothing."""
     moment = utc(cutoff)
+    lock = not dry_run and store.engine.dialect.name == "postgresql"
     last = 0
     seen = _Seen()
     while True:
-        if dry_run:
-            with store.engine.connect() as connection:
-                plan = _plan(connection, moment, last, batch, lock=False)
-                if plan is None:
-                    return
-                counts = _count(connection, plan, seen)
-        else:
-            with store.writing() as session:
-                connection = session.connection()
-                plan = _plan(connection, moment, last, batch, lock=connection.dialect.name == "postgresql")
-                if plan is None:
-                    return
-                counts = _delete(session, plan, seen)
+        with _step(store, dry_run) as (connection, session):
+            plan = _plan(connection, moment, last, batch, lock)
+            if plan is None:
+                break
+            counts = _count(connection, plan, seen) if session is None else _delete(session, plan, seen)
         last = plan.last
         counts.batches = 1
         yield counts
+    # Then the old stories left with no item and no alert: those whose last items two daemons pruned
+    # at once (each saw the other's, not yet deleted), or a run cut short between two batches.
+    last = 0
+    while True:
+        with _step(store, dry_run) as (connection, session):
+            empty = _empty_stories(connection, moment, last, batch, lock)
+            if not empty:
+                return
+            if session is not None:
+                _delete_stories(connection, empty)
+        last = empty[-1]
+        yield PruneCounts(stories=len(empty), batches=1)
+
+
+@contextlib.contextmanager
+def _step(store: Store, dry_run: bool) -> Iterator[tuple[Connection, Session | None]]:
+    """One batch's transaction: a read for a dry run, else a write (with its session)."""
+    if dry_run:
+        with store.engine.connect() as connection:
+            yield connection, None
+    else:
+        with store.writing() as session:
+            yield session.connection(), session
+
+
+def _no_item_nor_alert() -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return (~select(ITEMS.c.id).where(ITEMS.c.story_id == STORIES.c.id).exists(),
+            ~select(ALERTS.c.id).where(ALERTS.c.story_id == STORIES.c.id).exists())
+
+
+def _empty_stories(connection: Connection, cutoff: datetime, after: int, batch: int, lock: bool) -> list[int]:
+    """Stories last seen before ``cutoff`` (ids above ``after``) with no item and no alert."""
+    old = or_(STORIES.c.last_seen_at < cutoff, and_(STORIES.c.last_seen_at.is_(None), STORIES.c.first_seen_at < cutoff))
+    query = (select(STORIES.c.id).where(STORIES.c.id > after, old, *_no_item_nor_alert())
+             .order_by(STORIES.c.id).limit(batch))
+    if lock:
+        query = query.with_for_update(skip_locked=True)
+    return list(connection.execute(query).scalars())
+
+
+def _delete_stories(connection: Connection, ids: list[int]) -> None:
+    connection.execute(delete(SIGNATURES).where(SIGNATURES.c.story_id.in_(ids)))
+    connection.execute(delete(STORIES).where(STORIES.c.id.in_(ids)))
 
 
 def _plan(connection: Connection, cutoff: datetime, after: int, batch: int, lock: bool) -> _Plan | None:
@@ -220,12 +259,10 @@ def _delete(session: Session, plan: _Plan, seen: _Seen) -> PruneCounts:
         connection.execute(delete(MATCHES).where(MATCHES.c.item_id.in_(chunk)))
         connection.execute(delete(ITEMS).where(ITEMS.c.id.in_(chunk)))
     for chunk in _chunks(plan.stories):
-        empty = list(connection.execute(select(STORIES.c.id).where(
-            STORIES.c.id.in_(chunk), ~select(ITEMS.c.id).where(ITEMS.c.story_id == STORIES.c.id).exists(),
-            ~select(ALERTS.c.id).where(ALERTS.c.story_id == STORIES.c.id).exists())).scalars())
+        empty = list(connection.execute(select(STORIES.c.id).where(STORIES.c.id.in_(chunk),
+                                                                  *_no_item_nor_alert())).scalars())
         if empty:
-            connection.execute(delete(SIGNATURES).where(SIGNATURES.c.story_id.in_(empty)))
-            connection.execute(delete(STORIES).where(STORIES.c.id.in_(empty)))
+            _delete_stories(connection, empty)
         counts.stories += len(empty)
     return counts
 

@@ -435,7 +435,7 @@ def db_prune(config_path: str | None, older_than: str | None, dry_run: bool, fmt
     if fmt == "json":
         print(json.dumps({"dry_run": dry_run, "older_than": format_duration(retention),
                           "cutoff": cutoff.isoformat(timespec="seconds"),
-                          "rows": {row["table"]: row["rows"] for row in counts.rows()},
+                          "rows": counts.tables(),
                           "kept_alerts": counts.kept_alerts}), file=out)
         return 0
     verb = "would go" if dry_run else "went"

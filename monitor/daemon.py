@@ -331,6 +331,8 @@ class Daemon:
                 if counts is None:
                     break
                 total.add(counts)
+                for table, rows in counts.tables().items():
+                    metrics.PRUNED.labels(table).inc(rows)
                 await asyncio.sleep(PRUNE_PAUSE)
         except Exception as error:
             if (reason := outage_reason(error)) is not None:

@@ -18,5 +18,6 @@ OUTBOX = Gauge("crisis_monitor_outbox_pending", "Deliveries waiting to be sent",
 RELOAD_ERRORS = Counter("crisis_monitor_rule_reload_errors", "Rule or config reloads refused as invalid",
                         registry=REGISTRY)
 FEEDS = Gauge("crisis_monitor_feeds", "Configured feeds, by last status", ["status"], registry=REGISTRY)
+PRUNED = Counter("crisis_monitor_pruned_rows", "Rows retention deleted, by table", ["table"], registry=REGISTRY)
 WORKER_RESTARTS = Counter("crisis_monitor_worker_restarts", "Worker pools replaced because a task overran its "
                           "deadline", registry=REGISTRY)

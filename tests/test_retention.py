@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, Table, create_engine, func, select, text
 
+from monitor import metrics
 from monitor.config import Config, load
 from monitor.daemon import PRUNE_JOB, Daemon, Runtime
 from monitor.errors import ConfigError
@@ -280,7 +281,12 @@ def test_the_daemon_schedules_a_daily_prune_only_with_a_retention(feed_server: F
             await daemon.database.close()
             return scheduled, done.items if done else None, daemon.scheduler.get_job(PRUNE_JOB) is not None
 
+    def pruned() -> float:
+        return metrics.REGISTRY.get_sample_value("crisis_monitor_pruned_rows_total", {"table": "items"}) or 0.0
+
+    before = pruned()
     assert asyncio.run(job()) == (True, 2, False)
+    assert pruned() == before + 2
     assert sorted(i.guid for i in rows(config, ItemRow)) == ["b1", "c1", "d1"]
 
 

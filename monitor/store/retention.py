@@ -75,11 +75,14 @@ class PruneCounts:
         for name in (f.name for f in fields(self)):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    def tables(self) -> dict[str, int]:
+        """Rows per table (and ``full_texts``: the pruned items that had an article's text)."""
+        return {name: getattr(self, name) for name in ("items", "full_texts", "matches", "story_signatures", "alerts",
+                                                       "deliveries", "delivery_attempts", "stories")}
+
     def rows(self) -> list[dict[str, object]]:
         """One row per table, for a listing."""
-        return [{"table": name, "rows": getattr(self, name)} for name in
-                ("items", "full_texts", "matches", "story_signatures", "alerts", "deliveries", "delivery_attempts",
-                 "stories")]
+        return [{"table": name, "rows": rows} for name, rows in self.tables().items()]
 
 
 @dataclass

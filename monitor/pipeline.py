@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import html
 import logging
-import pickle
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from monitor.feeds.fetch import Fetcher, FetchResult
 from monitor.feeds.hubs import WebSub
 from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
+from monitor.rules.cache import rule_set_of
 from monitor.rules.engine import RuleSet
 from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
@@ -51,8 +51,8 @@ WORKER_DEADLINE = 60.0
 class ActiveRules:
     """The rule set in force and the router built from it; swapped whole on reload.
 
-    ``blob`` is the pickled rule specs and gazetteer: what a worker process compiles its
-    own copy from (once per ``generation``, a digest of the blob).
+    ``blob`` is the compiled rule set pickled (monitor.rules.cache): what a worker process reads
+    its own copy from (once per ``generation``, a digest of the blob), without compiling again.
     """
 
     rule_set: RuleSet
@@ -73,15 +73,14 @@ def prepare_in_worker(generation: str, blob: bytes | None, docs: list[Document],
                       texts: Mapping[str, FullText] | None = None) -> list[ItemWrite] | None:
     """prepare_items in a worker process, with the rules it compiled for ``generation``.
 
-    The rules (about 100 KB pickled) are sent only when needed: without ``blob``, a worker
-    that has not compiled this generation yet returns None, and is asked again with it.
+    The rules (about 1 MB pickled) are sent only when needed: without ``blob``, a worker
+    that has not read this generation yet returns None, and is asked again with it.
     """
     global _worker_rules
     if _worker_rules is None or _worker_rules[0] != generation:
         if blob is None:
             return None
-        specs, gazetteer = pickle.loads(blob)
-        _worker_rules = (generation, RuleSet(specs, gazetteer))
+        _worker_rules = (generation, rule_set_of(blob))
     return prepare_items(docs, known, _worker_rules[1], feed, now, max_item_age, texts)
 
 

@@ -11,7 +11,7 @@ import pytest
 import monitor
 from monitor.errors import RuleSetError
 from monitor.rules import cache
-from monitor.rules.cache import compiled_rules
+from monitor.rules.cache import compiled_rules, rule_set_of
 from monitor.scan import document_record
 from monitor.types import Document
 from tests.conftest import RULES, run_cli
@@ -73,6 +73,10 @@ def test_a_fresh_cache_is_used_and_matches_as_compiled(monkeypatch: pytest.Monke
     assert any(again.rule_set.match(d) for d in seeds)  # the comparison is of real matches
     [path] = cache_files(env)
     assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    # what a parse worker reads instead of compiling: the same rule set
+    worker = rule_set_of(again.blob)
+    assert [document_record(d, worker.match(d)) for d in seeds] == \
+           [document_record(d, first.rule_set.match(d)) for d in seeds]
 
 
 def test_a_changed_rule_file_is_compiled_again(monkeypatch: pytest.MonkeyPatch, folder: Path,

@@ -77,6 +77,16 @@ def wait_until_parsing(daemon: Daemon, workers: int, timeout: float = 60) -> dic
     raise AssertionError(f"no parse seen within {timeout}s: {descendants(daemon.process.pid)}")
 
 
+def wait_idle(pid: int, within: float) -> dict[int, tuple[str, float]]:
+    """The processes below ``pid`` once none of them runs (or as they are after ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    below = descendants(pid)
+    while any(state == "R" for state, _ in below.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        below = descendants(pid)
+    return below
+
+
 def wait_gone(pids: list[int], within: float) -> list[int]:
     deadline = time.monotonic() + within
     while (left := [pid for pid in pids if _stat(pid) is not None]) and time.monotonic() < deadline:
@@ -118,7 +128,7 @@ def test_workers_exit_when_the_daemon_is_killed_while_they_are_idle(feed_server:
                                                          'type = "console"'))
     try:
         daemon.wait_for("info poll feed=heavy0")
-        below = descendants(daemon.process.pid)
+        below = wait_idle(daemon.process.pid, GONE_WITHIN)  # a worker started on demand may still be importing
         assert below and "R" not in {state for state, _ in below.values()}
         daemon.process.kill()
         daemon.process.wait(timeout=10)

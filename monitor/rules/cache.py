@@ -46,8 +46,18 @@ class Compiled:
 
     @cached_property
     def blob(self) -> bytes:
-        """The specs and gazetteer pickled: what a parse worker compiles its own copy from."""
-        return pickle.dumps((self.specs, self.gazetteer), protocol=pickle.HIGHEST_PROTOCOL)
+        """The compiled rule set pickled, as compiled (before any matching fills its caches): what a
+        parse worker reads its own copy from (``rule_set_of``), rather than compiling again."""
+        return pickle.dumps(self.rule_set, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def rule_set_of(blob: bytes) -> RuleSet:
+    """The rule set of a ``Compiled.blob``."""
+    with _no_gc():
+        rule_set = pickle.loads(blob)
+    if not isinstance(rule_set, RuleSet):
+        raise TypeError(f"not a pickled RuleSet: {type(rule_set).__name__}")
+    return rule_set
 
 
 def compiled_rules(directory: Path, env: Mapping[str, str] | None = None) -> Compiled:

@@ -61,6 +61,8 @@ class TermIndex:
         self._prefix_tokens: dict[int, set[str]] = {}  # prefix term -> the tokens seen that match it
         self._watch: dict[int, list[CNode]] = {}  # term -> the OR alternatives that need it (DocView.live)
         self._watching: set[CNode] = set()  # those nodes (by identity: a set, as ids do not survive a pickle)
+        self._words: dict[int, list[CNode]] = {}  # term -> the OR and entity nodes that hold when it is present
+        self._worded: set[CNode] = set()
         self.watched = 0
 
     def add(self, word: q.Word) -> int:
@@ -105,10 +107,20 @@ class TermIndex:
                 for term in node.needs:
                     self._watch.setdefault(term, []).append(node)
 
-    def live(self, present: set[int]) -> set[CNode]:
-        """The watched nodes whose needs ``present`` meets: one pass over the terms, in C."""
-        watch = self._watch
-        return set(chain.from_iterable(map(watch.__getitem__, watch.keys() & present)))
+    def watch_words(self, node: CNode, words: frozenset[int]) -> None:
+        """Make DocView.live report ``node`` as worded when one of ``words`` is present."""
+        if node not in self._worded:
+            self._worded.add(node)
+            self.watched += 1
+            for term in words:
+                self._words.setdefault(term, []).append(node)
+
+    def live(self, present: set[int]) -> tuple[set[CNode], set[CNode]]:
+        """The watched nodes whose needs ``present`` meets, and the worded ones: one pass each over
+        the terms, in C."""
+        watch, words = self._watch, self._words
+        return (set(chain.from_iterable(map(watch.__getitem__, watch.keys() & present))),
+                set(chain.from_iterable(map(words.__getitem__, words.keys() & present))))
 
     def tokens_of(self, term: int, matched: set[str]) -> list[str]:
         """Which of ``matched`` (a document's tokens that match some term) match ``term``."""
@@ -161,14 +173,14 @@ class _Compiler:
         if isinstance(ast, q.EntityRef):
             if ast.name not in self._entity_nodes:
                 self._entity_nodes[ast.name] = AnyOfNode([self.alias(a) for a in self.aliases(ast.name)],
-                                                            self.terms.watch)
+                                                            self.terms)
             return self._entity_nodes[ast.name]
         if isinstance(ast, q.Sentence | q.Clause):
             return self._named(ast)
         if isinstance(ast, q.And):
             return AndNode([self.node(c) for c in ast.children])
         if isinstance(ast, q.Or):
-            return OrNode([self.node(c) for c in ast.children], self.terms.watch)
+            return OrNode([self.node(c) for c in ast.children], self.terms)
         if isinstance(ast, q.Not):
             return NotNode(self.node(ast.child))
         if isinstance(ast, q.Near):

@@ -39,12 +39,19 @@ class TermLookup(Protocol):
 
     def tokens_of(self, term: int, matched: set[str]) -> list[str]: ...
 
-    watched: int  # how many nodes ``watch`` has been given: a view's ``live`` set is made again when it grows
+    watched: int  # how many nodes have been watched: a view's ``live`` sets are made again when it grows
 
-    def live(self, present: set[int]) -> set[CNode]: ...
+    def live(self, present: set[int]) -> tuple[set[CNode], set[CNode]]: ...
 
 
-Watch = Callable[[Iterable["CNode"]], None]  # registers alternatives for DocView.live (TermIndex.watch)
+class Watch(Protocol):
+    """Where OR and entity nodes register what DocView.live finds for them (TermIndex)."""
+
+    def watch(self, nodes: Iterable[CNode]) -> None:
+        """Report each of ``nodes`` live when one of its needs is present."""
+
+    def watch_words(self, node: CNode, words: frozenset[int]) -> None:
+        """Report ``node`` worded when one of ``words`` is present."""
 
 
 class DocView:
@@ -65,37 +72,57 @@ class DocView:
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
         # What nodes hold and their spans, by method, node and scope (once_per_view).
         self.memo: dict[tuple[object, CNode, tuple[int, ...]], object] = {}
-        self._sentences: dict[int, list[tuple[int, DocView]]] = {}  # see sentences()
-        self._live: set[CNode] | None = None  # see live()
+        self._pieces: dict[int, list[tuple[int, Field]]] = {}  # see sentences()
+        self._sentences: dict[tuple[int, int], DocView] = {}  # by field and number
+        self._live: tuple[set[CNode], set[CNode]] | None = None  # see live()
         self._live_for = 0
 
-    def live(self) -> set[CNode]:
-        """The watched alternatives of OR and entity nodes whose needs this document meets: found
-        once, from its terms, for every such node of the rule set."""
+    def live(self) -> tuple[set[CNode], set[CNode]]:
+        """The alternatives of OR and entity nodes whose needs this document meets, and the OR and
+        entity nodes one of whose words it holds: found once, from its terms, for every such
+        node of the rule set."""
         if self._live is None or self._live_for != self._terms.watched:
             self._live_for = self._terms.watched
             self._live = self._terms.live(self.present)
         return self._live
 
-    def sentences(self, field: int) -> list[tuple[int, DocView]]:
+    def sentences(self, field: int, terms: frozenset[int] | None = None) -> list[tuple[int, DocView]]:
         """Each sentence of a field as a view of its own (that field holding the sentence only,
-        the others empty), with the index of its first token in the field. Made once, when a
-        ``sentence:(…)`` first asks."""
-        found = self._sentences.get(field)
-        if found is None:
-            text = self.fields[field].text
-            pieces = [Field(text[start:end]) for start, end in sentence_spans(text)]
-            if sum(len(p.tokens) for p in pieces) != len(self.fields[field].tokens):
-                pieces = [self.fields[field]]  # (cannot happen: a boundary is never inside a token)
-            found, offset = [], 0
-            for piece in pieces:
-                if piece.tokens:
-                    fields = [_EMPTY_FIELD] * 3
-                    fields[field] = piece
-                    found.append((offset, DocView(self._terms, self.doc, fields)))
-                offset += len(piece.tokens)
-            self._sentences[field] = found
+        the others empty), with the index of its first token in the field; with ``terms``, only
+        the sentences that hold one of them (found by their positions in the document). The
+        sentences are found once, when a ``sentence:(…)`` first asks, and a sentence's view is
+        made when first wanted."""
+        pieces = self._pieces.get(field)
+        if pieces is None:
+            pieces = self._pieces[field] = self._sentence_pieces(field)
+        if terms is None:
+            numbers: Iterable[int] = range(len(pieces))
+        else:
+            starts = [offset for offset, _ in pieces]
+            base, size = self.bases[field], len(self.fields[field].tokens)
+            numbers = sorted({bisect_right(starts, p - base) - 1 for term in terms & self.present
+                              for p in self.positions(term) if base <= p < base + size})
+        return [(pieces[n][0], self._sentence(field, n, pieces[n][1])) for n in numbers]
+
+    def _sentence_pieces(self, field: int) -> list[tuple[int, Field]]:
+        text = self.fields[field].text
+        pieces = [Field(text[start:end]) for start, end in sentence_spans(text)]
+        if sum(len(p.tokens) for p in pieces) != len(self.fields[field].tokens):
+            pieces = [self.fields[field]]  # (cannot happen: a boundary is never inside a token)
+        found, offset = [], 0
+        for piece in pieces:
+            if piece.tokens:
+                found.append((offset, piece))
+            offset += len(piece.tokens)
         return found
+
+    def _sentence(self, field: int, number: int, piece: Field) -> DocView:
+        view = self._sentences.get((field, number))
+        if view is None:
+            fields = [_EMPTY_FIELD] * 3
+            fields[field] = piece
+            view = self._sentences[(field, number)] = DocView(self._terms, self.doc, fields)
+        return view
 
     def tokens_of(self, term: int) -> list[str]:
         """The document's distinct tokens that match ``term``."""
@@ -313,23 +340,24 @@ class AnyOfNode(CNode):
     def __init__(self, alternatives: list[TermNode | PhraseNode], watch: Watch) -> None:
         self.singles = frozenset(a.term for a in alternatives if isinstance(a, TermNode))
         self.phrases = frozenset(a for a in alternatives if isinstance(a, PhraseNode))
-        watch(self.phrases)
+        watch.watch(self.phrases)
+        watch.watch_words(self, self.singles)
         self.needs = self.singles | _needed(self.phrases) if alternatives else None
 
     @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        present = view.present
+        live, worded = view.live()
         if scope is ALL_FIELDS:
-            if not self.singles.isdisjoint(present):
+            if self in worded:
                 return True
-        elif any(view.has(term, scope) for term in self.singles & present):
+        elif any(view.has(term, scope) for term in self.singles & view.present):
             return True
-        return any(p.holds(view, scope) for p in self.phrases & view.live())
+        return any(p.holds(view, scope) for p in self.phrases & live)
 
     @once_per_view
     def spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
         found = {(p, p) for term in self.singles & view.present for p in view.scoped(term, scope)}
-        for phrase in self.phrases & view.live():
+        for phrase in self.phrases & view.live()[0]:
             found.update(phrase.spans(view, scope))
         return sorted(found)
 
@@ -392,21 +420,22 @@ class OrNode(CNode):
         self._others = [a for a in self.alternatives if type(a) is not TermNode]  # repeats kept, as written
         self._always = list(dict.fromkeys(a for a in self._others if a.needs is None))
         self._watched = frozenset(a for a in self._others if a.needs is not None)
-        watch(self._watched)
+        self._named = [c for c in children if c.named]
+        watch.watch(self._watched)
+        watch.watch_words(self, self.terms)
         self.needs = None if self._always else self.terms | _needed(self._watched)
 
     def _live(self, view: DocView) -> Iterable[CNode]:
         """The alternatives but words that may hold on ``view`` (each once, in no order)."""
-        live = self._watched & view.live()
+        live = self._watched & view.live()[0]
         return chain(self._always, live) if self._always else live
 
     @once_per_view
     def holds(self, view: DocView, scope: tuple[int, ...]) -> bool:
-        present = view.present
         if scope is ALL_FIELDS:
-            if not self.terms.isdisjoint(present):
+            if self in view.live()[1]:
                 return True
-        elif any(view.has(term, scope) for term in self.terms & present):
+        elif any(view.has(term, scope) for term in self.terms & view.present):
             return True
         for child in self._live(view):  # noqa: SIM110 (a loop: no generator to make)
             if child.holds(view, scope):
@@ -426,14 +455,14 @@ class OrNode(CNode):
             for word in self._words[term]:
                 if word.holds(view, scope):
                     word.collect(view, scope, out)
-        live = view.live()
+        live = view.live()[0]
         for child in self._others:
             if (child.needs is None or child in live) and child.holds(view, scope):
                 child.collect(view, scope, out)
 
     def clauses(self, view: DocView, scope: tuple[int, ...], out: list[str]) -> None:
-        for child in self.children:
-            if child.named and child.holds(view, scope):
+        for child in self._named:
+            if child.holds(view, scope):
                 child.clauses(view, scope, out)
 
 
@@ -606,9 +635,10 @@ class SentenceNode(CNode):
         """(field, first token, view) of each sentence in which the child holds."""
         if self.trigger is not None and self.trigger.isdisjoint(view.present):
             return
+        terms = self.trigger if self.trigger is not None else self.child.needs
         for field in scope:
             if view.fields[field].tokens:
-                for offset, sentence in view.sentences(field):
+                for offset, sentence in view.sentences(field, terms):
                     if self.child.holds(sentence, ALL_FIELDS):
                         yield field, offset, sentence
 

@@ -33,6 +33,7 @@ FEEDS: Table = FeedRow.__table__  # type: ignore[attr-defined]
 ITEMS: Table = ItemRow.__table__  # type: ignore[attr-defined]
 MATCHES: Table = MatchRow.__table__  # type: ignore[attr-defined]
 STORIES: Table = StoryRow.__table__  # type: ignore[attr-defined]
+PRUNED_ITEMS: Table = PrunedItemRow.__table__  # type: ignore[attr-defined]
 
 
 def utc(moment: datetime) -> datetime:
@@ -217,8 +218,8 @@ class Store:
             missing = {guid_key(guid): guid for guid in guids if guid not in known}
             if missing:  # items retention pruned stay known by the hash of their guid
                 for chunk in _chunks(sorted(missing)):
-                    for digest in session.exec(select(PrunedItemRow.guid_hash).where(
-                            PrunedItemRow.feed_id == feed_id, col(PrunedItemRow.guid_hash).in_(chunk))):
+                    for digest in session.connection().execute(sa_select(PRUNED_ITEMS.c.guid_hash).where(
+                            PRUNED_ITEMS.c.feed_id == feed_id, PRUNED_ITEMS.c.guid_hash.in_(chunk))).scalars():
                         known[missing[digest]] = PRUNED
             return known
 

@@ -2,7 +2,7 @@
 the YAML again or compiling it (together most of a ``poll`` of an unchanged feed).
 
 One file per rules folder in ``$XDG_CACHE_HOME/crisis-monitor/`` (``~/.cache/crisis-monitor/`` when
-that is unset): a pickle of the specs, the gazetteer and the compiled ``RuleSet``, under a key of all
+that is unset): the compiled ``RuleSet`` (with its specs and gazetteer) pickled, under a key of all
 they are made from — the path and content digest of every YAML file in the folder, the package's
 version, the size and modification time of each of its own modules (a changed engine never reads an
 old pickle), Python's version and the word-frequency lists the presearcher ranks terms by. A file
@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
 from typing import IO
 
@@ -33,27 +33,34 @@ from monitor.rules.engine import RuleSet
 from monitor.rules.entities import Gazetteer
 from monitor.rules.loader import RuleSpec, load_folder
 
-_FORMAT = b"crisis-monitor compiled rules 1\n"
+_FORMAT = b"crisis-monitor compiled rules 2\n"
 
 
 @dataclass(frozen=True)
 class Compiled:
-    """A folder's rules: as loaded (``specs``, ``gazetteer``) and compiled (``rule_set``)."""
+    """A folder's rules compiled (``rule_set``, which holds the specs and gazetteer) and pickled as
+    compiled, before any matching fills its caches (``blob``): what the cache file keeps, and what a
+    parse worker reads its own copy from (``rule_set_of``) rather than compiling again."""
 
-    specs: list[RuleSpec]
-    gazetteer: Gazetteer
     rule_set: RuleSet
+    blob: bytes
 
-    @cached_property
-    def blob(self) -> bytes:
-        """The compiled rule set pickled, as compiled (before any matching fills its caches): what a
-        parse worker reads its own copy from (``rule_set_of``), rather than compiling again."""
-        return pickle.dumps(self.rule_set, protocol=pickle.HIGHEST_PROTOCOL)
+    @classmethod
+    def of(cls, rule_set: RuleSet) -> Compiled:
+        return cls(rule_set, pickle.dumps(rule_set, protocol=pickle.HIGHEST_PROTOCOL))
+
+    @property
+    def specs(self) -> list[RuleSpec]:
+        return [rule.spec for rule in self.rule_set.rules]
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        return self.rule_set.gazetteer
 
 
 def rule_set_of(blob: bytes) -> RuleSet:
     """The rule set of a ``Compiled.blob``."""
-    with _no_gc():
+    with _no_gc():  # unpickling makes many small objects: the collector would run often, for nothing
         rule_set = pickle.loads(blob)
     if not isinstance(rule_set, RuleSet):
         raise TypeError(f"not a pickled RuleSet: {type(rule_set).__name__}")
@@ -71,10 +78,9 @@ def compiled_rules(directory: Path, env: Mapping[str, str] | None = None) -> Com
         if found is not None:
             return found
     specs, gazetteer = load_folder(directory)
-    result = Compiled(specs, gazetteer, RuleSet(specs, gazetteer))
+    result = Compiled.of(RuleSet(specs, gazetteer))
     if path is not None and key is not None:
-        result.blob  # noqa: B018 (made now, so that the cache keeps it too)
-        _write(path, key, result)
+        _write(path, key, result.blob)
     return result
 
 
@@ -132,22 +138,21 @@ def _read(path: Path, key: bytes) -> Compiled | None:
                 return None
             if handle.read(len(_FORMAT)) != _FORMAT or handle.read(len(key)) != key:
                 return None
-            with _no_gc():  # unpickling makes many small objects: the collector would run often, for nothing
-                found = pickle.load(handle)
+            blob = handle.read()
+        return Compiled(rule_set_of(blob), blob)
     except Exception:  # any damage (truncated, another class layout, ...) means: compile again
         return None
-    return found if isinstance(found, Compiled) and isinstance(found.rule_set, RuleSet) else None
 
 
-def _write(path: Path, key: bytes, rules: Compiled) -> None:
-    """Keep ``rules`` under ``key``, in one rename (a reader never sees half a file); on any error, don't."""
+def _write(path: Path, key: bytes, blob: bytes) -> None:
+    """Keep ``blob`` under ``key``, in one rename (a reader never sees half a file); on any error, don't."""
     handle: IO[bytes] | None = None
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".rules-", suffix=".tmp")
         handle = os.fdopen(descriptor, "wb")
         handle.write(_FORMAT + key)
-        pickle.dump(rules, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.write(blob)
         handle.close()
         os.replace(temporary, path)
     except Exception:  # a cache that cannot be written only makes the next start slower

@@ -114,8 +114,9 @@ class _Pair(RuleSet):
         self.rules = first.rules + second.rules
         self.gazetteer = first.gazetteer
 
-    def match(self, doc: Document) -> list[Match]:
-        return self.first.match(doc) + [replace(m, rule=BASELINE + m.rule) for m in self.second.match(doc)]
+    def match(self, doc: Document, snippets: bool = True) -> list[Match]:
+        return self.first.match(doc, snippets) + [replace(m, rule=BASELINE + m.rule)
+                                                  for m in self.second.match(doc, snippets)]
 
     def fired(self, doc: Document) -> list[str]:
         return self.first.fired(doc) + [BASELINE + rule for rule in self.second.fired(doc)]

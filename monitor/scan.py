@@ -39,14 +39,17 @@ def load_rules(directory: Path) -> RuleSet:
     return compiled_rules(directory).rule_set
 
 
-def match_record(match: Match) -> dict[str, Any]:
-    return {"rule": match.rule, "severity": match.severity, "clauses": list(match.clauses),
-            "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet}
+def match_record(match: Match, snippets: bool = True) -> dict[str, Any]:
+    record = {"rule": match.rule, "severity": match.severity, "clauses": list(match.clauses),
+              "terms": list(match.terms), "entities": list(match.entities), "snippet": match.snippet}
+    if not snippets:
+        del record["snippet"]
+    return record
 
 
-def document_record(doc: Document, matches: list[Match]) -> dict[str, Any]:
+def document_record(doc: Document, matches: list[Match], snippets: bool = True) -> dict[str, Any]:
     return {"id": doc.id, "rules": [m.rule for m in matches],
-            "matches": [match_record(m) for m in matches]}
+            "matches": [match_record(m, snippets) for m in matches]}
 
 
 def highlight(snippet: str, spans: Iterable[tuple[int, int]], color: bool) -> str:
@@ -74,7 +77,9 @@ def _write_text(out: TextIO, doc: Document, matches: list[Match], color: bool) -
         out.write(f"  terms:    {', '.join(match.terms)}\n")
         if match.entities:
             out.write(f"  entities: {', '.join(match.entities)}\n")
-        out.write(f"  {highlight(match.snippet, match.highlights, color)}\n\n")
+        if match.snippet:
+            out.write(f"  {highlight(match.snippet, match.highlights, color)}\n")
+        out.write("\n")
 
 
 def _chunks(documents: Iterable[Document]) -> Iterator[list[Document]]:
@@ -102,6 +107,11 @@ def _match_chunk(chunk: list[Document]) -> list[list[Match]]:
     return [_worker_rules.match(doc) for doc in chunk]
 
 
+def _match_chunk_without_snippets(chunk: list[Document]) -> list[list[Match]]:
+    assert _worker_rules is not None
+    return [_worker_rules.match(doc, snippets=False) for doc in chunk]
+
+
 def _fired_chunk(chunk: list[Document]) -> list[list[str]]:
     assert _worker_rules is not None
     return [_worker_rules.fired(doc) for doc in chunk]
@@ -113,14 +123,18 @@ def fired_documents(rule_set: RuleSet, documents: Iterable[Document],
     return _in_order(rule_set, documents, workers, lambda rules, doc: rules.fired(doc), _fired_chunk)
 
 
-def match_documents(rule_set: RuleSet, documents: Iterable[Document],
-                    workers: int | None = None) -> Iterator[tuple[Document, list[Match]]]:
+def match_documents(rule_set: RuleSet, documents: Iterable[Document], workers: int | None = None,
+                    snippets: bool = True) -> Iterator[tuple[Document, list[Match]]]:
     """Each document with its matches, in input order.
 
     An input longer than one chunk is matched by forked worker processes (one per
     usable core), which inherit the compiled rules, while this process reads the
     documents and writes the results. An InputError comes after every document before it.
+    ``snippets=False``: matches without snippets (RuleSet.match).
     """
+    if not snippets:
+        return _in_order(rule_set, documents, workers, lambda rules, doc: rules.match(doc, snippets=False),
+                         _match_chunk_without_snippets)
     return _in_order(rule_set, documents, workers, lambda rules, doc: rules.match(doc), _match_chunk)
 
 
@@ -164,9 +178,11 @@ def _match_in_workers(rule_set: RuleSet, chunks: Iterator[list[Document]], worke
         raise failure
 
 
-def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO, err: TextIO | None = None) -> int:
+def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO, err: TextIO | None = None,
+         snippets: bool = True) -> int:
     """Match every document of ``paths``; write them to ``out`` in ``fmt``. A JSON line that is no
-    document is told on ``err`` (stderr) and skipped; the scan goes on, and then returns 1."""
+    document is told on ``err`` (stderr) and skipped; the scan goes on, and then returns 1.
+    ``snippets=False``: no snippet is cut, and the output has none (no ``snippet`` key in JSON)."""
     from monitor.documents import read_documents
 
     err = sys.stderr if err is None else err
@@ -175,15 +191,15 @@ def scan(paths: list[str], rules_dir: Path, fmt: str, out: TextIO, err: TextIO |
     documents = matched = total_matches = 0
     records: list[dict[str, Any]] = []
     with Progress(err, os.environ) as progress:
-        for doc, matches in match_documents(rule_set, read_documents(paths, progress.skip)):
+        for doc, matches in match_documents(rule_set, read_documents(paths, progress.skip), snippets=snippets):
             progress.advance()
             documents += 1
             matched += bool(matches)
             total_matches += len(matches)
             if fmt == "jsonl":
-                out.write(json.dumps(document_record(doc, matches), ensure_ascii=False) + "\n")
+                out.write(json.dumps(document_record(doc, matches, snippets), ensure_ascii=False) + "\n")
             elif fmt == "json":
-                records.append(document_record(doc, matches))
+                records.append(document_record(doc, matches, snippets))
             else:
                 _write_text(out, doc, matches, color)
     if fmt == "json":

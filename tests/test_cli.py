@@ -25,6 +25,27 @@ def test_scan_jsonl_one_line_per_document_in_input_order() -> None:
     assert records[-1]["rules"] == []
 
 
+def test_scan_without_snippets_reports_the_same_matches_without_them() -> None:
+    full = [json.loads(line) for line in run_cli("scan", str(SEEDS), "--format", "jsonl").stdout.splitlines()]
+    result = run_cli("scan", str(SEEDS), "--format", "jsonl", "--no-snippets")
+    assert result.returncode == 0, result.stderr
+    bare = [json.loads(line) for line in result.stdout.splitlines()]
+    for record in full:
+        for match in record["matches"]:
+            del match["snippet"]
+    assert bare == full and any(r["matches"] for r in bare)
+    text = run_cli("scan", str(SEEDS / "003_d59f3123a2c8b298.txt"), "--no-snippets").stdout
+    assert "003_d59f3123a2c8b298.txt: article-4 [high]" in text and "terms:" in text
+    assert "Johannes Stern" not in text and text.rstrip().endswith("1 document, 1 matched, 3 matches")
+
+
+def test_scan_long_input_without_snippets_in_worker_processes() -> None:
+    records = [json.loads(line) for line in
+               run_cli("scan", "-", "--format", "jsonl", "--no-snippets", stdin=_long_input(600)).stdout.splitlines()]
+    assert [r["id"] for r in records] == [f"d{n}" for n in range(600)]
+    assert all("snippet" not in m for r in records for m in r["matches"]) and any(r["matches"] for r in records)
+
+
 def test_scan_json_is_one_array() -> None:
     result = run_cli("scan", str(SEEDS / "003_d59f3123a2c8b298.txt"), "--format", "json")
     records = json.loads(result.stdout)

@@ -294,3 +294,16 @@ def test_the_engine_reads_queries_as_their_definitions(queries: list[str], conte
                 reference.hits(query, rule.scope), query
     assert [m.rule for m in ruleset.match(doc)] == [
         r.spec.id for r in ruleset.rules if reference.holds(r.spec.query, r.scope)]
+
+
+def test_matches_without_snippets_differ_only_by_what_the_snippet_gives() -> None:
+    ruleset = rules(*QUERIES)
+    doc = Document(id="d", title="Tallinn: jets",
+                   content="Three MiG-31 jets violated Estonian airspace; drones shot down.")
+    full, bare = ruleset.match(doc), ruleset.match(doc, snippets=False)
+    assert full and [m.rule for m in bare] == [m.rule for m in full]
+    for with_snippet, without in zip(full, bare, strict=True):
+        assert without.snippet == "" and without.highlights == () and without.snippet_entities == ()
+        assert without.terms == with_snippet.terms and without.entities == with_snippet.entities
+        assert without.clauses == with_snippet.clauses and without.score == with_snippet.score
+        assert with_snippet.snippet and bool(with_snippet.highlights) == bool(with_snippet.terms)

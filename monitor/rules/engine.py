@@ -278,13 +278,16 @@ class RuleSet:
         """``doc`` as this rule set reads it (its fields' display text included)."""
         return DocView(self.terms, doc)
 
-    def match(self, doc: Document) -> list[Match]:
-        return self.match_view(self.view(doc))
+    def match(self, doc: Document, snippets: bool = True) -> list[Match]:
+        """The rules that fire on ``doc``, each with its match. ``snippets=False`` leaves out what
+        only a snippet needs (the text cut around the first hit, its highlights and the entities
+        it names: the match's ``snippet`` is "" and those are empty), for outputs that show none."""
+        return self.match_view(self.view(doc), snippets)
 
-    def match_view(self, view: DocView) -> list[Match]:
+    def match_view(self, view: DocView, snippets: bool = True) -> list[Match]:
         out = []
         for number in self.candidates(view):
-            found = self._evaluate(self.rules[number], view)
+            found = self._evaluate(self.rules[number], view, snippets)
             if found is not None:
                 out.append(found)
         return out
@@ -303,7 +306,7 @@ class RuleSet:
         score = sum(weight for node, weight in rule.weights if node.holds(view, rule.scope))
         return score >= (rule.spec.threshold or 0.0)
 
-    def _evaluate(self, rule: CompiledRule, view: DocView) -> Match | None:
+    def _evaluate(self, rule: CompiledRule, view: DocView, snippets: bool = True) -> Match | None:
         if not rule.root.holds(view, rule.scope):
             return None
         score = 0.0
@@ -316,13 +319,13 @@ class RuleSet:
                     node.collect(view, rule.scope, hits)
             if score < (rule.spec.threshold or 0.0):
                 return None
-        return self._build_match(rule, view, hits, score)
+        return self._build_match(rule, view, hits, score, snippets)
 
     def _build_match(self, rule: CompiledRule, view: DocView, hits: list[Hit],
-                     score: float) -> Match:
+                     score: float, snippets: bool) -> Match:
         hits.sort()  # by field, first token, last token
         terms = tuple(dict.fromkeys(h.label for h in hits))
-        snippet, highlights = self._snippet(view, hits)
+        snippet, highlights = self._snippet(view, hits) if snippets else ("", [])
         spec = rule.spec
         clauses: list[str] = []
         if rule.root.named:
@@ -331,7 +334,8 @@ class RuleSet:
         return Match(rule=spec.id, severity=spec.severity, title=spec.title, terms=terms,
                      entities=entities, snippet=snippet,
                      highlights=tuple(highlights), score=score, tags=spec.tags,
-                     clauses=tuple(dict.fromkeys(clauses)), snippet_entities=self._named_in(snippet, entities))
+                     clauses=tuple(dict.fromkeys(clauses)),
+                     snippet_entities=self._named_in(snippet, entities) if snippets else ())
 
     def _named_in(self, snippet: str, entities: tuple[str, ...]) -> tuple[str, ...]:
         """Which of a document's ``entities`` its snippet names: what an alert shows of them. An

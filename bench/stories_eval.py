@@ -173,6 +173,10 @@ def main() -> None:
         print(f"{half:8} ({len(part)} items): {quality(part)}")
         print(f"{'':8} assigned by: {dict(reasons(part).most_common())}")
         print(f"{'':8} {alert_counts(part)}")
+    for batch in sorted({item.batch for item in items} - {1}):
+        part = [item for item in halves["held-out"] if item.batch == batch]
+        print(f"held-out batch {batch} ({len(part)} items, written after the thresholds): {quality(part)}")
+        print(f"{'':8} {alert_counts(part)}")
     print(f"both     ({len(items)} items): {quality(items)}")
     print(f"{'':8} {alert_counts(items)}")
     if args.sweep:

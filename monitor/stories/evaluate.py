@@ -24,6 +24,7 @@ class Labelled:
 
     event: str
     half: str
+    batch: int  # 1: the first set; 2: written later, scored blind with the code of the time before any change
     doc: Document
     publisher: str
     seen_at: datetime
@@ -51,7 +52,8 @@ def labelled_items(data: Mapping[str, Any], rules: RuleSet) -> list[Labelled]:
                        content=raw.get("content", ""), feed=raw["feed"], url=raw["url"], published_at=published)
         view = rules.view(doc)
         matched = tuple(match.rule for match in rules.match_view(view))
-        items.append(Labelled(raw["event"], raw["half"], doc, publisher_of(raw["url"], raw.get("publisher")),
+        items.append(Labelled(raw["event"], raw["half"], raw.get("batch", 1), doc,
+                              publisher_of(raw["url"], raw.get("publisher")),
                               published, rules.entities_in(view), matched))
     return sorted(items, key=lambda item: item.seen_at)
 

@@ -4,6 +4,7 @@ compiled again when one changes, ignored when damaged or not safe to read, and n
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,24 @@ def test_no_cache_folder_is_no_error(tmp_path: Path, folder: Path) -> None:
     env = {"XDG_CACHE_HOME": str(blocker)}  # its crisis-monitor folder cannot be made
     assert fired(folder, env, DRILL) == ["drills"] and fired(folder, env, DRILL) == ["drills"]
     assert cache.cache_folder({"XDG_CACHE_HOME": "relative/path"}) == Path.home() / ".cache" / "crisis-monitor"
+
+
+def test_files_of_folders_unused_for_a_month_go_when_another_is_written(tmp_path: Path, folder: Path,
+                                                                          env: dict[str, str]) -> None:
+    others = []
+    for name in ("old", "recent"):
+        other = tmp_path / name
+        shutil.copytree(folder, other)
+        compiled_rules(other, env)
+        others.append(other)
+        if name == "old":
+            [old_file] = cache_files(env)
+    long_ago = old_file.stat().st_mtime_ns - 40 * 86_400 * 10**9
+    os.utime(old_file, ns=(long_ago, long_ago))
+    compiled_rules(folder, env)
+    assert old_file not in cache_files(env) and len(cache_files(env)) == 2
+    assert fired(others[0], env, DRILL) == ["drills"]  # compiled again, as any miss
+    assert len(cache_files(env)) == 3
 
 
 def test_an_invalid_folder_is_never_cached(folder: Path, env: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ old pickle), Python's version and the word-frequency lists the presearcher ranks
 whose key differs, that cannot be read or unpickled, is ignored and written anew; one that cannot be
 written (a read-only home under systemd) is skipped. Pickle runs what it is given, so a file is read
 only if it belongs to this user and no one else may write it, in a folder made private to the user.
-Deleting the folder is always safe.
+A folder's file unread for 30 days is removed when another is written; deleting the folder is always safe.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from monitor.rules.entities import Gazetteer
 from monitor.rules.loader import RuleSpec, load_folder
 
 _FORMAT = b"crisis-monitor compiled rules 2\n"
+KEEP_UNUSED_NS = 30 * 86_400 * 10**9  # a folder's file not read for 30 days is removed when another is written
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,22 @@ def _write(path: Path, key: bytes, blob: bytes) -> None:
         handle.write(blob)
         handle.close()
         os.replace(temporary, path)
+        _forget_unused(path)
     except Exception:  # a cache that cannot be written only makes the next start slower
         if handle is not None:
             handle.close()
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
+
+
+def _forget_unused(written: Path) -> None:
+    """Remove the files of rules folders not read for KEEP_UNUSED_NS (a scan of a folder made once)."""
+    now = os.stat(written).st_mtime_ns
+    for other in written.parent.glob("rules-*.pickle"):
+        with contextlib.suppress(OSError):
+            stat = other.stat()
+            if other != written and now - max(stat.st_atime_ns, stat.st_mtime_ns) > KEEP_UNUSED_NS:
+                other.unlink()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ for its entities and matching rules, streams the items oldest first through Stor
   assigned (reasons);
 - the sweep on the tune half behind DEFAULT_THRESHOLDS: B-cubed F1 for each same-event threshold, entity
   weight and half-life, with the mean F1 of each point's neighbourhood (a plateau, not a lucky point, is
-  chosen), and the near-duplicate threshold;
+  chosen), then the generic entities' weight and the near-duplicate threshold;
 - alerts per event before stories (one per item and matching rule) and after (one per rule and story);
 - the cost per item of signature + assign + add, on the labelled items and on ingest-bench-like items
   streamed through an index holding a full window of them, and the index's memory per item held.
@@ -47,6 +47,7 @@ BENCH_TEXT = ("the minister said talks on trade and energy would continue next w
               "reviewed budget plans for schools hospitals roads and the regional council met to discuss housing "
               "prices inflation farming exports weather tourism football elections culture museums")
 NEAR = (0.6, 0.7, 0.8, 0.9, 0.95)
+GENERIC = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
 def quality(part: Sequence[Labelled], thresholds: Thresholds = DEFAULT_THRESHOLDS) -> str:
@@ -99,6 +100,9 @@ def sweep(part: Sequence[Labelled]) -> None:
     for w, weight in enumerate(ENTITY_WEIGHT):
         best = max((grid[(t, w, h)], t, h) for t in range(len(SAME_EVENT)) for h in range(len(HALF_LIFE_HOURS)))
         print(f"  best with entity_weight {weight:.1f}: F1 {best[0]:.3f}")
+    for generic in GENERIC:
+        chosen = replace(DEFAULT_THRESHOLDS, generic_weight=generic)
+        print(f"  generic_weight {generic:.2f}: F1 {_f1(part, signed, chosen):.3f}")
     for near in NEAR:
         chosen = replace(DEFAULT_THRESHOLDS, near_duplicate=near)
         print(f"  near_duplicate {near:.2f}: F1 {_f1(part, signed, chosen):.3f}")

@@ -118,6 +118,33 @@ def test_distinct_events_of_one_day_stay_apart() -> None:
     assert found.reason == "new"
 
 
+GENERIC = ["military-aircraft-generic", "aircraft-generic"]
+
+
+def test_incidents_sharing_only_generic_entities_stay_apart() -> None:
+    # Jets over two places outside the gazetteer: "aircraft" is in nearly every crisis report, so the
+    # entities alone would have joined them (Jaccard 1).
+    one = sig("Fighter jets seen over Narva-Joesuu beach", "Residents of Narva-Joesuu filmed two fighter jets "
+              "flying low over the beach on Tuesday evening.", url="https://a.example/1", entities=GENERIC)
+    other = sig("Military aircraft circles Kuressaare port", "A military aircraft circled the port of Kuressaare "
+                "several times on Tuesday, the harbour master said.", url="https://b.example/2", entities=GENERIC,
+                at=T0 + timedelta(hours=1))
+    assert index_with((1, one)).assign(other).reason == "new"
+    # ... and a specific entity in common is what the entity term counts, the generic ones barely.
+    finland, latvia = [*GENERIC, "russia", "finland"], [*GENERIC, "russia", "latvia"]
+    fi = sig("Finland suspects Russian aircraft violated airspace off Porvoo", "Finland's defence ministry said a "
+             "Russian military aircraft had violated Finnish airspace off Porvoo for about a minute.",
+             url="https://a.example/3", entities=finland)
+    lv = sig("Russian military helicopter crosses into Latvian airspace near Liepaja", "A Russian military "
+             "helicopter briefly crossed into Latvian airspace near Liepaja, the armed forces said.",
+             url="https://b.example/4", entities=latvia, at=T0 + timedelta(hours=5))
+    assert index_with((1, fi)).assign(lv).reason == "new"
+    fi_again = sig("Porvoo: Finnish border guard investigates Russian overflight", "The border guard opened an "
+                   "investigation after a Russian military aircraft flew into Finnish airspace off Porvoo.",
+                   url="https://c.example/5", entities=finland, at=T0 + timedelta(hours=2))
+    assert index_with((1, fi), (2, lv)).assign(fi_again).story_id == 1
+
+
 def test_prune_bounds_the_index_to_the_window() -> None:
     index = StoryIndex(WINDOW)
     for hour in range(200):
@@ -156,6 +183,29 @@ CORPUS = [
      "Warsaw said.", ["poland", "russia", "drone"]),
     ("Council approves school budget", "The regional council approved the school budget on Monday.", []),
 ]
+
+
+POOL = ["russia", "poland", "estonia", "nato", "mig-31", "aircraft-generic", "military-aircraft-generic",
+        "drone-generic", "military-drone"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(one=st.frozensets(st.sampled_from(POOL)), other=st.frozensets(st.sampled_from(POOL)),
+       hours=st.integers(0, 30))
+def test_the_score_is_symmetric_and_generic_entities_alone_never_add(one: frozenset[str], other: frozenset[str],
+                                                                     hours: int) -> None:
+    # Which item came first does not change how alike two items are (so the order of arrival cannot either).
+    a = sig("Jets seen over the coast on Tuesday", "Residents said two jets flew low over the coast.",
+            url="https://a.example/1", entities=sorted(one))
+    b = sig("Aircraft over the coast alarms residents", "Two aircraft flew low over the coast, residents said.",
+            url="https://b.example/2", entities=sorted(other), at=T0 + timedelta(hours=hours))
+    forth, back = index_with((1, a)).assign(b).score, index_with((1, replace(b, seen_at=T0))).assign(
+        replace(a, seen_at=T0 + timedelta(hours=hours))).score
+    assert forth == pytest.approx(back, abs=1e-9)
+    # Generic entities ("jets", "drones") alone score as no entities at all: the cosine alone.
+    plain = index_with((1, replace(a, entities=frozenset()))).assign(replace(b, entities=frozenset())).score
+    if all(e.endswith("-generic") or e == "military-drone" for e in one | other):
+        assert forth == pytest.approx(plain, abs=1e-9)
 
 
 @settings(max_examples=60, deadline=None)
@@ -249,8 +299,9 @@ def test_quality_floor_on_the_tune_half(labelled: dict[str, list[Labelled]]) -> 
     assert scores.precision >= 0.9 and scores.recall >= 0.9, scores
 
 
-@pytest.mark.xfail(strict=True, reason="measured B-cubed P 0.918, R 0.810 on the held-out half: reports in other "
-                   "languages that share few gazetteer entities stay apart, and Petrobaltic joins Estonia's story")
+@pytest.mark.xfail(strict=True, reason="measured B-cubed P 0.914, R 0.885 on the held-out half: follow-ups in other "
+                   "words and languages that share few gazetteer entities stay apart, Petrobaltic joins Estonia's "
+                   "story and Lithuania's Article 4 request the balloons of the day before")
 def test_quality_floor_on_the_held_out_half(labelled: dict[str, list[Labelled]]) -> None:
     part = labelled["held-out"]
     scores = bcubed([item.event for item in part], _stories(part))
@@ -267,17 +318,18 @@ _KNOWN_MERGES = pytest.mark.xfail(strict=True, reason="merged: same night or sam
     ("tune", "dk-copenhagen-airport-0922", "dk-aalborg-airport-0925"),  # Danish airports, two days apart
     ("tune", "lavrov-real-war-0925", "meshkov-it-will-be-war-0926"),  # two Russian war threats, a day apart
     ("tune", "nato-eastern-sentry-0912", "uk-typhoons-poland-0915"),
-    pytest.param("tune", "dk-copenhagen-airport-0922", "no-oslo-airport-0923", marks=_KNOWN_MERGES),
+    ("tune", "dk-copenhagen-airport-0922", "no-oslo-airport-0923"),  # airport drones, a night apart
     ("held-out", "lt-article4-request-1006", "lv-article4-request-1007"),  # Article 4 by two states, a day apart
     ("held-out", "ee-mig31-incursion-0919", "ee-budget-0919"),  # Estonia, one day
     ("held-out", "trump-shoot-down-0923", "sikorski-un-shoot-it-down-0922"),
     ("held-out", "ee-mig31-incursion-0919", "nac-article4-estonia-0923"),
     pytest.param("held-out", "ee-mig31-incursion-0919", "pl-petrobaltic-overflight-0919", marks=_KNOWN_MERGES),
+    pytest.param("held-out", "lt-balloons-vilnius-1005", "lt-article4-request-1006", marks=pytest.mark.xfail(
+        strict=True, reason="merged (score 0.39): the next day's Article 4 request over the same incursions")),
     # batch 2, written after the thresholds were chosen
     ("held-out", "pl-drones-zamosc-1124", "pl-drone-przemysl-1201"),  # drones crash in Poland, a week apart
     ("held-out", "ee-il20-vaindloo-1127", "pl-su30-baltic-1127"),  # Estonia and Poland, one day, one names the other
-    pytest.param("held-out", "fi-airspace-porvoo-1126", "lv-helicopter-liepaja-1126", marks=pytest.mark.xfail(
-        strict=True, reason="merged: one afternoon, sharing only Russia and generic aircraft")),
+    ("held-out", "fi-airspace-porvoo-1126", "lv-helicopter-liepaja-1126"),  # one afternoon, Russia and "aircraft"
 ])
 def test_different_events_that_share_a_rule_and_entities_stay_apart(
         labelled: dict[str, list[Labelled]], half: str, one: str, other: str) -> None:

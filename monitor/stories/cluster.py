@@ -8,7 +8,8 @@ Pure: no I/O, no clock. ``StoryIndex`` holds the signatures of the items seen in
 3. same event: ``((1 - w) * cosine + w * entity Jaccard) * 0.5 ** (hours apart / half-life) >=
    same_event``, where cosine is that of the hashed title+lead words and the entity Jaccard is that
    of the gazetteer entities the rules found (language-neutral, so a report in another language can
-   join);
+   join), a generic entity ("aircraft", "drone") counting ``generic_weight``; the cosine alone unless
+   both items name a specific entity;
 4. else a new story.
 
 The answer depends only on the set of candidates, never on the order they were added: at each
@@ -58,6 +59,9 @@ class Thresholds:
     J the Jaccard of the entity sets (the cosine alone when either has none), times ``0.5 ** (dt / half_life)`` for
     items ``dt`` seconds apart: reports of one event come close together, and a later event of the same
     kind (drones over Poland again two days on) reads much like it.
+    ``generic_weight``: what a generic gazetteer entity (``aircraft-generic``, ``drone-generic``: nearly
+    every crisis report names one) counts in the entity Jaccard, against 1 for a specific one (a state, a
+    person, an aircraft type); items that do not both name a specific entity are compared by the cosine alone.
     ``max_postings``: a word or entity carried by more candidates than this is too common to
     find candidates by (like a stop word); the others still find them, and scores use all words.
     ``max_candidates``: at most this many candidates are scored, those sharing the most such words and
@@ -65,9 +69,10 @@ class Thresholds:
     """
 
     near_duplicate: float = 0.8
-    same_event: float = 0.4
+    same_event: float = 0.35
     entity_weight: float = 0.7
     half_life: float = 24 * 3600.0
+    generic_weight: float = 0.1
     max_postings: int = 256
     max_candidates: int = 100
 
@@ -203,15 +208,16 @@ class StoryIndex:
     def _same_event(self, sig: Signature) -> Assignment:
         words = dict(sig.features)
         weight, half_life = self.thresholds.entity_weight, self.thresholds.half_life
+        entities = _weighted(sig.entities, self.thresholds.generic_weight)
         # Farther apart than this, even identical items score below the threshold.
         reach = timedelta(seconds=half_life * math.log2(1 / self.thresholds.same_event)) \
-            if 0 < self.thresholds.same_event < 1 else self.window
+            if 0 < self.thresholds.same_event < 1 and math.isfinite(half_life) else self.window
         best = (0.0, 0)  # (-score, story)
         for slot in self._candidates(sig):
             entry = self._entries[slot]
             if abs(sig.seen_at - entry.sig.seen_at) > reach or not self._live(slot, sig.seen_at):
                 continue
-            similar = _similarity(entry, sig.entities, words, weight)
+            similar = _similarity(entry, entities, words, weight, self.thresholds.generic_weight)
             apart = abs((sig.seen_at - entry.sig.seen_at).total_seconds())
             best = min(best, (-similar * 0.5 ** (apart / half_life), entry.story_id))
         score = 0.0 - best[0]  # never -0.0
@@ -246,15 +252,33 @@ def _exact_keys(sig: Signature) -> tuple[str, str, str]:
     return sig.guid, sig.url_key, sig.title_key
 
 
-def _similarity(candidate: _Entry, entities: frozenset[str], words: dict[int, float], weight: float) -> float:
-    """``(1 - weight) * cosine + weight * entity Jaccard``; the cosine alone when either item has no
-    entities (news outside the gazetteer's world, which entities can neither join nor part)."""
+def is_generic(entity: str) -> bool:
+    """Whether a gazetteer entity id names a kind of thing (any aircraft, any drone) rather than one
+    thing: nearly every crisis report names one, so sharing it says little of the event."""
+    return entity.endswith("-generic") or entity == "military-drone"
+
+
+def _weighted(entities: frozenset[str], generic_weight: float) -> dict[str, float]:
+    """The entities with what each counts in the Jaccard; empty when none is specific."""
+    if all(is_generic(entity) for entity in entities):
+        return {}
+    return {entity: generic_weight if is_generic(entity) else 1.0 for entity in entities}
+
+
+def _similarity(candidate: _Entry, entities: dict[str, float], words: dict[int, float], weight: float,
+                generic_weight: float) -> float:
+    """``(1 - weight) * cosine + weight * weighted entity Jaccard``; the cosine alone when either item names
+    no specific entity (news outside the gazetteer's world, or only "jets" and "drones", which entities can
+    neither join nor part)."""
     similar = dot(candidate.indices, candidate.weights, words)
     theirs = candidate.sig.entities
-    if not entities or not theirs:
+    if not entities or all(is_generic(entity) for entity in theirs):
         return similar
-    shared = len(entities & theirs)
-    return (1 - weight) * similar + weight * shared / (len(entities) + len(theirs) - shared)
+    # fsum is exactly rounded, so the sums do not depend on the (salted) order of the sets.
+    shared = math.fsum(entities[entity] for entity in theirs if entity in entities)
+    theirs_only = math.fsum(generic_weight if is_generic(entity) else 1.0 for entity in theirs
+                            if entity not in entities)
+    return (1 - weight) * similar + weight * shared / (math.fsum(entities.values()) + theirs_only)
 
 
 def _discard(table: dict[_K, set[int]], key: _K, slot: int) -> None:

@@ -41,7 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server.owner
-        owner.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+        seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
+        owner.requests.append(seen)
+        owner.on_get(seen)
         route = owner.routes.get(self.path)
         if route is None:
             self._send(404, {}, b"not found")
@@ -110,6 +112,8 @@ class FeedServer:
         self.lock = threading.Lock()
         # (status, delay in seconds) for each POST; tests replace it to fail, slow down or recover
         self.answer: Callable[[Seen], tuple[int, float]] = lambda _: (200, 0.0)
+        # called with each GET as it arrives, before it is answered (a test may act on who asked)
+        self.on_get: Callable[[Seen], None] = lambda _: None
         self.stop_event = threading.Event()
         self.httpd = _Server(("127.0.0.1", port), _Handler)
         self.httpd.owner = self

@@ -25,8 +25,9 @@ NEAR_ELECTION = "Election rally in Tallinn draws thousands of supporters."
 
 
 class Daemon:
-    def __init__(self, config: Path, command: tuple[str, ...] = ("-m", "monitor")) -> None:
-        env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+    def __init__(self, config: Path, command: tuple[str, ...] = ("-m", "monitor"),
+                 env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", **(env or {}))
         self.process = subprocess.Popen([sys.executable, *command, "run", "--config", str(config)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                         cwd=config.parent)

@@ -149,19 +149,26 @@ class Store:
     # --- feeds -------------------------------------------------------------------------------
 
     def sync_feeds(self, specs: Iterable[FeedSpec], now: datetime, default_interval: float) -> None:
-        """Make a row for every configured feed; a changed config URL resets the fetch state."""
+        """Make a row for every configured feed; a changed config URL resets the fetch state.
+
+        New rows are inserted ignoring a name already there: daemons sharing a database that start
+        together each add the feeds, and the first to commit wins (no unique-key error)."""
         with self.writing() as session:
             rows = {row.name: row for row in session.exec(select(FeedRow))}
+            new = []
             for spec in specs:
                 url = reveal(spec.url)
                 row = rows.get(spec.name)
                 if row is None:
-                    session.add(FeedRow(name=spec.name, config_url=url, url=url, next_poll_at=utc(now),
-                                        added_at=utc(now), interval=spec.interval or default_interval))
+                    new.append(FeedRow(name=spec.name, config_url=url, url=url, next_poll_at=utc(now),
+                                       added_at=utc(now), interval=spec.interval or default_interval)
+                               .model_dump(exclude={"id"}))
                 elif row.config_url != url:
                     row.config_url = row.url = url
                     row.etag = row.last_modified = row.body_hash = None
                     row.next_poll_at, row.status, row.consecutive_failures = utc(now), "never", 0
+            if new:
+                session.connection().execute(insert_ignoring(session, FEEDS, ["name"]), new)
 
     def claim(self, name: str, now: datetime, lease: float, force: bool = False) -> FeedState | None:
         """Take the feed for one poll, unless it is not due or another poller holds it."""

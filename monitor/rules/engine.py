@@ -229,9 +229,10 @@ class RuleSet:
         self.terms = TermIndex()
         compiler = _Compiler(self.terms, self.gazetteer)
         self.rules: list[CompiledRule] = []
-        # term -> the rules indexed under it, each with the terms it needs all of, and the rest of
-        # its check if it has more (tested only when those terms are present)
-        self._by_term: dict[int, list[tuple[int, frozenset[int], Check | None]]] = {}
+        # term -> the rules indexed under it, each with the terms it needs all of, a group of terms it
+        # needs one of (or None), and the rest of its check if it has more (tested only when those
+        # terms are present): most rules are turned away by set operations alone
+        self._by_term: dict[int, list[tuple[int, frozenset[int], frozenset[int] | None, Check | None]]] = {}
         self._always: list[int] = []  # the rules that need no term
         necessary = compiler.necessary = Necessary(self.terms.add, compiler.aliases, compiler.term_cost)
         for number, spec in enumerate(specs):
@@ -244,7 +245,8 @@ class RuleSet:
                 self._always.append(number)
                 continue
             check = Check.of(clauses)
-            entry = (number, check.every, check if check.any_of or check.scoped else None)
+            group = check.any_of[0] if check.any_of else None
+            entry = (number, check.every, group, check if len(check.any_of) > 1 or check.scoped else None)
             for term in necessary.best(clauses).terms:
                 self._by_term.setdefault(term, []).append(entry)
         self._entities: dict[int, list[tuple[TermNode | PhraseNode, str]]] = {}
@@ -270,8 +272,9 @@ class RuleSet:
         found = set(self._always)
         by_term = self._by_term
         for term in by_term.keys() & present:
-            found.update([number for number, every, rest in by_term[term]
-                          if every <= present and (rest is None or rest.passes(view))])
+            found.update([number for number, every, group, rest in by_term[term]
+                          if every <= present and (group is None or not group.isdisjoint(present))
+                          and (rest is None or rest.passes(view))])
         return sorted(found)
 
     def view(self, doc: Document) -> DocView:

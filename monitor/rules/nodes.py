@@ -68,6 +68,7 @@ class DocView:
         self._token_positions: dict[str, list[int]] = {}
         self._scans = 0  # tokens found by scans so far (see _positions_of)
         self._term_positions: dict[int, list[int]] = {}
+        self._position_sets: dict[int, set[int]] = {}  # see position_set
         self._field_sets: list[set[str] | None] = [None, None, None]  # see in_fields
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
         # What nodes hold and their spans, by method, node and scope (once_per_view).
@@ -170,6 +171,13 @@ class DocView:
                 chain.from_iterable(self._positions_of(t) for t in tokens))
             self._term_positions[term] = cached
         return cached
+
+    def position_set(self, term: int) -> set[int]:
+        """``positions(term)`` as a set (made once per view: phrases that share a word share it)."""
+        found = self._position_sets.get(term)
+        if found is None:
+            found = self._position_sets[term] = set(self.positions(term))
+        return found
 
     def first_position(self, term: int, scope: tuple[int, ...]) -> int | None:
         """The first position of ``term`` in ``scope``: found by scans that stop there."""
@@ -326,10 +334,18 @@ class PhraseNode(CNode):
 
     @once_per_view
     def _spans(self, view: DocView, scope: tuple[int, ...]) -> list[Span]:
-        rest = [set(view.positions(t)) for t in self.terms[1:]]
-        size = len(self.terms) - 1
-        return [(p, p + size) for p in view.scoped(self.terms[0], scope)
-                if all(p + k in positions for k, positions in enumerate(rest, 1))]
+        # The phrase is looked for from its rarest word in this document: each of its positions
+        # proposes a start, which the other words' positions confirm or not.
+        terms, size = self.terms, len(self.terms) - 1
+        if not size:
+            return [(p, p) for p in view.scoped(terms[0], scope)]
+        rarest = min(range(len(terms)), key=lambda k: len(view.positions(terms[k])))
+        others = [(k - rarest, view.position_set(t)) for k, t in enumerate(terms) if k != rarest]
+        starts = [p - rarest for p in view.positions(terms[rarest])
+                  if all(p + shift in positions for shift, positions in others)]
+        if scope is not ALL_FIELDS:
+            starts = [p for p in starts if view.field_of(p) in scope]
+        return [(p, p + size) for p in starts]
 
 
 class AnyOfNode(CNode):

@@ -117,9 +117,10 @@ class Check:
 
     @classmethod
     def of(cls, clauses: list[Clause]) -> Check:
-        every = frozenset(t for c in clauses if c.scope is ALL_FIELDS and len(c.terms) == 1 for t in c.terms)
-        any_of = tuple({c.terms for c in clauses if c.scope is ALL_FIELDS and len(c.terms) > 1
-                        and c.terms.isdisjoint(every)})
+        # A term needed in a field is needed in the document: scoped clauses are tested as the
+        # others first (set operations), then in their fields.
+        every = frozenset(t for c in clauses if len(c.terms) == 1 for t in c.terms)
+        any_of = tuple(dict.fromkeys(c.terms for c in clauses if len(c.terms) > 1 and c.terms.isdisjoint(every)))
         scoped = tuple(dict.fromkeys(c for c in clauses if c.scope is not ALL_FIELDS))
         return cls(every, any_of, scoped)
 

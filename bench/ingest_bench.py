@@ -134,6 +134,19 @@ def report(label: str, seconds: float, summaries: list[PollSummary]) -> None:
           ", ".join(f"{k} {1000 * v / len(summaries):.1f} ms ({100 * v / total:.0f}%)" for k, v in stages.items()))
 
 
+def wait_for_port(port: int, seconds: float = 60.0) -> None:
+    """Until the feed server accepts connections (it imports the package first: slow on a busy machine)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=300)
@@ -155,7 +168,7 @@ def main() -> None:
         port = free_port()
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), "--port", str(port)])
         try:
-            time.sleep(1.0)
+            wait_for_port(port)
             database = args.database or f"sqlite:///{Path(tmp) / 'bench.db'}"
             print(f"{args.feeds} feeds x {args.items} items, {size:,.0f} bytes per item; database "
                   f"{database.split(':')[0]}; concurrency 32, per_host {args.per_host}")

@@ -37,7 +37,7 @@ def _opened(config: Config, items_only: bool = False) -> Iterator[Any]:
     if store is None:
         from monitor.store.repo import Store
 
-        store = Store(config.database)
+        store = Store(config.database, config.story_window, config.max_item_age)
     try:
         yield store
     finally:
@@ -384,18 +384,24 @@ def stories_show(config_path: str | None, story_id: str, fmt: str, out: TextIO) 
     print(f"publishers: {cell(found['publishers'])}", file=out)
     print(f"rules: {cell(found['rules']) if found['rules'] else '(none)'}", file=out)
     print(f"alerts: {_kinds_text(found['alerts'])}", file=out)
+    silent = sorted(set(found["rules"]) - {a["rule"] for a in found["alert_list"]})
+    if silent:  # held by the rule's gate (min_sources), or its matching items were too old to alert
+        print(f"matched without an alert yet: {cell(silent)} (held until enough publishers carry the story, "
+              "or its items were older than max_item_age)", file=out)
     print("\nitems:", file=out)
     table(found["item_list"], ["first_seen_at", "feed", "publisher", "rules", "title", "url"], out)
     print("\ntimeline:", file=out)
     table([{**e, "what": e.get("title") or e.get("rule")} for e in found["timeline"]],
           ["at", "event", "publisher", "what"], out)
     print("\nalerts sent:", file=out)
+    none = [{"channel": None, "status": None, "attempts": 0, "last_error": None}]
     deliveries = [{"created_at": a["created_at"], "kind": a["kind"], "id": a["id"], "rule": a["rule"],
-                   "channel": d["channel"], "status": d["status"], "attempts": d["attempts"],
-                   "last_error": d["last_error"]} for a in found["alert_list"] for d in a["deliveries"] or [{
-                       "channel": None, "status": None, "attempts": 0, "last_error": None}]]
+                   "reason": a.get("reason") or "", "channel": d["channel"], "status": d["status"],
+                   "attempts": d["attempts"], "last_error": d["last_error"]}
+                  for a in found["alert_list"] for d in a["deliveries"] or none]
     if deliveries:
-        table(deliveries, ["created_at", "kind", "rule", "channel", "status", "attempts", "last_error", "id"], out)
+        table(deliveries, ["created_at", "kind", "rule", "reason", "channel", "status", "attempts", "last_error",
+                           "id"], out)
     else:
         print("(none)", file=out)
     return 0

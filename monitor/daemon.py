@@ -56,6 +56,8 @@ PRUNE_EVERY = 86400.0  # [monitor] retention prunes daily...
 PRUNE_FIRST = 600.0  # ... the first time this long after start, once start-up's polls are done
 PRUNE_PAUSE = 0.05  # seconds between two batches: polls and deliveries take the write lock in between
 SURGE_JOB = "db:surges"  # likewise
+UPDATES_JOB = "db:updates"  # sends the ladder updates a cooldown held back
+UPDATES_EVERY = 60.0
 SURGE_EVERY = 300.0  # the surge job's pace: every 5 min, or a sixth of the shortest surge window
 SURGE_EVERY_MIN = 10.0
 
@@ -102,7 +104,7 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.active = load_active(config)
-        self.store = Store(config.database)
+        self.store = Store(config.database, config.story_window, config.max_item_age)
         self.fetcher = Fetcher(config.http)
         # Parsing is the heaviest CPU step; worker processes give it the other cores.
         self.workers = WorkerPool(config.parse_workers) if config.parse_workers else None
@@ -135,8 +137,14 @@ class Runtime:
         results = await asyncio.gather(*(self.pipeline.poll(spec, state=claims[spec.name])
                                          for spec in feeds if spec.name in claims))
         await self.surge_pass()
+        await self.update_pass()
         await self.dispatcher.run_once()
         return [r for r in results if r is not None]
+
+    async def update_pass(self) -> int:
+        """Write the ladder updates a rule's cooldown held back and that are now due; how many."""
+        active, now = self.active, self.clock()
+        return await asyncio.to_thread(self.store.send_owed_updates, now, active.specs, active.router)
 
     async def surge_pass(self) -> list[tuple[SurgeRule, SurgeOutcome]]:
         """One surge check of each rule that watches for surges, at the clock's time; a surge alert
@@ -177,6 +185,7 @@ class Daemon:
                 self._schedule(spec, runtime.store.next_poll_at(spec.name) or now_utc())
             self._schedule_prune()
             self._schedule_surges()
+            self._schedule_updates()
             self.scheduler.start()
             web = await self._start_web(config)
             log.info("started", extra={"event": "start", "feeds": len(config.feeds),
@@ -361,6 +370,37 @@ class Daemon:
                                name="surges", replace_existing=True, coalesce=True, max_instances=1,
                                misfire_grace_time=None)
 
+    def _schedule_updates(self) -> None:
+        """The job that sends updates a cooldown held back: every half of the shortest cooldown, 1 s to 1 min."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        cooldowns = [rule.spec.stories.cooldown for rule in self.runtime.active.rule_set.rules]
+        every = min(max(min(cooldowns, default=UPDATES_EVERY) / 2, 1.0), UPDATES_EVERY)
+        job = self.scheduler.get_job(UPDATES_JOB)
+        if job is not None and getattr(job.trigger, "interval", None) == timedelta(seconds=every):
+            return
+        self.scheduler.add_job(self._updates_job, IntervalTrigger(seconds=every, timezone=UTC), id=UPDATES_JOB,
+                               name="story updates", replace_existing=True, coalesce=True, max_instances=1,
+                               misfire_grace_time=None)
+
+    async def _updates_job(self) -> None:
+        task = asyncio.current_task()
+        if task is None or self.stopping.is_set() or self.database.down:
+            return
+        self.running.add(task)  # a stop waits for the pass under way, as for a poll
+        try:
+            sent = await self.runtime.update_pass()
+        except Exception as error:
+            if (reason := outage_reason(error)) is None:
+                log.exception("story updates failed; trying again at the next pass")
+            else:
+                self.database.lost(reason)
+            return
+        finally:
+            self.running.discard(task)
+        if sent:
+            self.wake_dispatcher.set()
+
     async def _surge_job(self) -> None:
         task = asyncio.current_task()
         if task is None or self.stopping.is_set() or self.database.down:
@@ -433,8 +473,9 @@ class Daemon:
             log.error("rule reload failed: %s; the previous rules stay in force", error)
             return False
         self.runtime.active = active
-        if self.scheduler.running:  # the surge job follows the new rules' windows
+        if self.scheduler.running:  # the surge and update jobs follow the new rules' windows and cooldowns
             self._schedule_surges()
+            self._schedule_updates()
         log.info("rules reloaded", extra={"event": "reload", "rules": len(active.rule_set.rules)})
         return True
 
@@ -469,7 +510,7 @@ class Daemon:
         self.runtime.store.sync_feeds(config.feeds, now_utc(), config.poll_interval)
         names = {f.name for f in config.feeds}
         for job in self.scheduler.get_jobs():
-            if job.id not in names and job.id not in (PRUNE_JOB, SURGE_JOB):
+            if job.id not in names and job.id not in (PRUNE_JOB, SURGE_JOB, UPDATES_JOB):
                 job.remove()
         self._schedule_prune()
         for spec in config.feeds:

@@ -210,11 +210,18 @@ def _run(config: Any, web: _Server, all_reports: list[Report], out: TextIO) -> O
     """Poll every outlet twice (the originals, then the copies too) and deliver; count what it made."""
     from monitor.store import views
 
+    later = timedelta(0)  # the second round happens an hour on, past the rules' update cooldown (30 min)
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + later
+
     async def rounds() -> list[Any]:
-        async with Runtime(config) as runtime:
+        nonlocal later
+        async with Runtime(config, clock=clock) as runtime:
             summaries = list(await runtime.poll_all(list(config.feeds)))
             await settle()
-            print("  (the outlets republish the stories)", file=out, flush=True)
+            print("  (an hour later: the outlets republish the stories)", file=out, flush=True)
+            later = timedelta(hours=1)
             web.feeds = outlet_feeds(all_reports, second_round=True)
             summaries += await runtime.poll_all(list(config.feeds))
             await settle()

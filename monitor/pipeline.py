@@ -32,12 +32,14 @@ from monitor.feeds.parse import ParsedFeed, parse_feed
 from monitor.routing import Router
 from monitor.rules.cache import rule_set_of
 from monitor.rules.engine import RuleSet
+from monitor.rules.loader import RuleSpec
 from monitor.rules.nodes import DocView
 from monitor.schedule import Bounds, backoff, healthy_interval, is_stale, jitter
 from monitor.store.outage import outage_reason
 from monitor.store.repo import PollRecord, PollWrite, Store
 from monitor.store.subscriptions import Subscriptions
 from monitor.stories.publisher import publisher_of
+from monitor.stories.signature import signature
 from monitor.types import Document, FeedState, FeedUpdate, FullText, ItemWrite
 from monitor.workers import WorkerLost, WorkerPool
 
@@ -58,6 +60,11 @@ class ActiveRules:
     rule_set: RuleSet
     router: Router
     blob: bytes = b""
+
+    @cached_property
+    def specs(self) -> dict[str, RuleSpec]:
+        """The rules by id (the store reads their story policies)."""
+        return {rule.spec.id: rule.spec for rule in self.rule_set.rules}
 
     @cached_property
     def generation(self) -> str:
@@ -123,8 +130,11 @@ def prepare_items(docs: list[Document], known: dict[str, Known], rules: RuleSet,
         published = doc.published_at or now
         alert = () if too_old(published, now, max_item_age) else tuple(m.rule for m in found)
         stored = _as_text(view) if full is None or not full.text else _as_text(rules.view(doc))
+        # Only items a rule matched are clustered: they are the ones alerts are about, and signing
+        # every item would add most of a cycle's cost again (bench/ingest_bench.py)
+        signed = signature(doc, rules.entities_in(view), "", now) if found else None
         writes.append(ItemWrite(stored, story_key(doc, feed), document_hash(doc), published, found, alert,
-                                full_text=full))
+                                full_text=full, signature=signed))
     for doc, seen in split.changed:
         view = rules.view(doc)
         now_matching = rules.match_view(view)
@@ -195,6 +205,12 @@ class GroupCommit:
         """Wait for the writes under way and queued."""
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+
+
+def _published(write: ItemWrite, publisher: str, tier: str) -> ItemWrite:
+    """``write`` with its feed's publisher and tier, in its signature too."""
+    signed = write.signature and dataclasses.replace(write.signature, publisher=publisher)
+    return dataclasses.replace(write, publisher=publisher, tier=tier, signature=signed)
 
 
 def _with_full_text(doc: Document, full: FullText | None) -> Document:
@@ -322,8 +338,7 @@ class Pipeline:
             started = time.perf_counter()
         writes = await self._prepare(spec, parsed, known, self.rules(), now, texts)
         timings["match"] = time.perf_counter() - started
-        return [dataclasses.replace(w, publisher=publisher_of(w.doc.url, spec.publisher or None), tier=spec.tier)
-                for w in writes]
+        return [_published(w, publisher_of(w.doc.url, spec.publisher or None), spec.tier) for w in writes]
 
     async def _after_poll(self, spec: FeedSpec, state: FeedState, parsed: ParsedFeed | None, now: datetime) -> None:
         """WebSub's part of a poll; whatever goes wrong there, the poll goes on."""
@@ -349,7 +364,8 @@ class Pipeline:
             writes = await self._writes(spec, state, parsed, now, timings)
         except WorkerLost as lost:
             return PollSummary(spec.name, "error", error=f"matching {lost}")
-        record = await self.writes.record(PollWrite(state.id, None, writes, self.rules().router, now))
+        active = self.rules()
+        record = await self.writes.record(PollWrite(state.id, None, writes, active.router, now, active.specs))
         log.info("push", extra={"event": "push", "feed": spec.name, "new_items": record.new_items,
                                 "matches": record.matches, "alerts": record.alerts})
         return PollSummary(spec.name, "pushed", record.new_items, record.updated_items, record.matches,
@@ -392,8 +408,8 @@ class Pipeline:
     async def _save(self, spec: FeedSpec, state: FeedState, update: FeedUpdate, writes: list[ItemWrite],
                     timings: dict[str, float], now: datetime) -> PollSummary:
         started = time.perf_counter()
-        router = self.rules().router
-        record = await self.writes.record(PollWrite(state.id, update, writes, router, now))
+        active = self.rules()
+        record = await self.writes.record(PollWrite(state.id, update, writes, active.router, now, active.specs))
         timings["store"] = time.perf_counter() - started
         metrics.POLLS.labels(update.status).inc()
         if "fetch" in timings:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.stories.signature import Signature
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -132,6 +136,9 @@ class ItemWrite:
     full_text: FullText | None = None  # None: the feed does not ask for its items' article pages
     publisher: str = ""  # who corroborates (issue 15): the feed's publisher key, else the URL's registrable domain
     tier: str = "other"  # the feed's tier
+    # its story signature when it matched a rule: only such items are clustered into stories across
+    # feeds (the rest keep the story of their URL)
+    signature: Signature | None = None
 
 
 @dataclass(frozen=True)

@@ -77,5 +77,24 @@ def items_by_feed(config: Config) -> dict[str, list[ItemRow]]:
     return out
 
 
-__all__ = ["AlertRow", "DeliveryRow", "FeedRow", "ItemRow", "MatchRow", "StoryRow", "fresh_database",
+# Distinct events that the airspace-violation rule matches: each names its own aircraft, country and
+# place, so story clustering keeps them apart (tests/test_story_lifecycle.py checks that it does).
+_EVENTS = [("MiG-31", "Estonian", "Tallinn", "for 12 minutes"), ("Su-27", "Polish", "Warsaw", "near the coast"),
+           ("Tu-95", "Latvian", "Riga", "over the northern lakes"), ("Su-35", "Lithuanian", "Vilnius", "at dawn"),
+           ("MiG-29", "Finnish", "Helsinki", "above a naval base"),
+           ("Su-24", "Romanian", "Bucharest", "close to the border river"),
+           ("Su-30", "Slovak", "Bratislava", "during an exercise"), ("Il-20", "Hungarian", "Budapest", "over farmland"),
+           ("Su-34", "Bulgarian", "Sofia", "near the capital airport"),
+           ("Tu-22M", "Czech", "Prague", "above the mountains"), ("Su-57", "French", "Paris", "over the sea lanes")]
+
+
+def distinct_events(count: int) -> list[tuple[str, str]]:
+    """``count`` (title, text) pairs of different airspace violations (at most 11)."""
+    assert count <= len(_EVENTS), f"only {len(_EVENTS)} distinct events"
+    return [(f"{plane} violated {adjective} airspace {detail}",
+             f"A {plane} violated {adjective} airspace {detail}, officials in {city} said.")
+            for plane, adjective, city, detail in _EVENTS[:count]]
+
+
+__all__ = ["AlertRow", "DeliveryRow", "FeedRow", "ItemRow", "MatchRow", "StoryRow", "distinct_events", "fresh_database",
            "items_by_feed", "make_config", "poll_once", "rows"]

@@ -19,9 +19,12 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.feedserver import FeedServer, Route
+from tests.helpers import distinct_events
 from tests.test_store import VIOLATION, rss
 
 NEAR_ELECTION = "Election rally in Tallinn draws thousands of supporters."
+# Other airspace violations than VIOLATION's (new stories, so new alerts)
+OTHER = [text for _, text in distinct_events(5)[1:]]
 
 
 class Daemon:
@@ -101,7 +104,7 @@ def test_a_bad_rule_on_reload_keeps_the_old_rules(setup) -> None:  # type: ignor
     error = daemon.wait_for("rule reload failed")
     assert "broken.yaml:4:" in error
     daemon.wait_for("previous rules stay in force")
-    server.routes["/f"] = Route(rss(("g2", "More jets", "https://n.example/2", VIOLATION)))
+    server.routes["/f"] = Route(rss(("g2", "More jets", "https://n.example/2", OTHER[0])))  # another event
     daemon.wait_for("ALERT HIGH airspace-violation: More jets")  # the old rules still match
     assert daemon.process.poll() is None
 
@@ -119,7 +122,7 @@ def test_a_rule_file_change_reloads_without_a_signal(setup) -> None:  # type: ig
 def test_sighup_adds_a_feed(setup) -> None:  # type: ignore[no-untyped-def]
     daemon, server, config, _ = setup
     daemon.wait_for("ALERT HIGH airspace-violation")
-    server.routes["/g"] = Route(rss(("h1", "Second feed jets", "https://n.example/h1", VIOLATION)))
+    server.routes["/g"] = Route(rss(("h1", "Second feed jets", "https://n.example/h1", OTHER[1])))
     config.write_text(config.read_text() + f'[[feeds]]\nname = "g"\nurl = "{server.url("/g")}"\ninterval = "1s"\n')
     daemon.process.send_signal(signal.SIGHUP)
     daemon.wait_for("config reloaded")
@@ -135,8 +138,8 @@ def test_kill_9_mid_delivery_loses_no_alert(feed_server: FeedServer, tmp_path: P
     receiver = FeedServer().start()
     try:
         receiver.answer = lambda _: (200, 0.5)  # slow enough to be killed mid-request
-        feed_server.routes["/f"] = Route(rss(*[(f"k{n}", f"Jets {n}", f"https://n.example/k{n}", VIOLATION)
-                                               for n in range(12)]))
+        feed_server.routes["/f"] = Route(rss(*[(f"k{n}", f"Jets {n}", f"https://n.example/k{n}", text)
+                                               for n, (_, text) in enumerate(distinct_events(11))]))
         config = tmp_path / "config.toml"
         config.write_text(f'[monitor]\nrules = "{ROOT / "rules"}"\nmin_interval = "1s"\n'
                           f'database = "sqlite:///{tmp_path / "m.db"}"\n'
@@ -161,13 +164,13 @@ def test_kill_9_mid_delivery_loses_no_alert(feed_server: FeedServer, tmp_path: P
         second = Daemon(config)
         try:
             deadline = time.monotonic() + 60
-            while len({s.headers["idempotency-key"] for s in receiver.acknowledged}) < 12:
+            while len({s.headers["idempotency-key"] for s in receiver.acknowledged}) < 11:
                 assert time.monotonic() < deadline, f"only {len(receiver.acknowledged)} delivered"
                 time.sleep(0.2)
         finally:
             assert second.stop() == 0
         counts = Counter(s.headers["idempotency-key"] for s in receiver.posts)
-        assert len(counts) == 12 and {d.status for d in table_rows(stored, DeliveryRow)} == {"delivered"}
+        assert len(counts) == 11 and {d.status for d in table_rows(stored, DeliveryRow)} == {"delivered"}
         repeated = {key for key, n in counts.items() if n > 1}
         assert repeated <= in_flight and not repeated & recorded
         for key in repeated:
@@ -298,7 +301,7 @@ def test_sighup_adds_a_channel(setup) -> None:  # type: ignore[no-untyped-def]
                           f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url("/hook")}"\n')
         daemon.process.send_signal(signal.SIGHUP)
         daemon.wait_for("channels reloaded")
-        server.routes["/f"] = Route(rss(("g9", "Jets again", "https://n.example/9", VIOLATION)))
+        server.routes["/f"] = Route(rss(("g9", "Jets again", "https://n.example/9", OTHER[2])))
         daemon.wait_for("ALERT HIGH airspace-violation: Jets again")
         deadline = time.monotonic() + 20
         while not receiver.acknowledged:
@@ -317,5 +320,5 @@ def test_sighup_with_a_channel_it_cannot_build_keeps_the_old_config(setup) -> No
                       'ca_file = "missing-ca.pem"\nfrom = "a@example.org"\nto = ["b@example.org"]\n')
     daemon.process.send_signal(signal.SIGHUP)
     daemon.wait_for("config reload failed: channel 'mail': ca_file")
-    server.routes["/f"] = Route(rss(("g8", "Jets still", "https://n.example/8", VIOLATION)))
+    server.routes["/f"] = Route(rss(("g8", "Jets still", "https://n.example/8", OTHER[3])))
     daemon.wait_for("ALERT HIGH airspace-violation: Jets still")  # the old console channel still delivers

@@ -25,7 +25,7 @@ from monitor.daemon import Runtime
 from monitor.errors import ConfigError
 from tests.conftest import run_cli
 from tests.feedserver import FeedServer, Route, Seen
-from tests.helpers import AlertRow, DeliveryRow, make_config, poll_once, rows
+from tests.helpers import AlertRow, DeliveryRow, distinct_events, make_config, poll_once, rows
 from tests.test_payload import readme_verify
 from tests.test_store import VIOLATION, rss
 
@@ -33,8 +33,9 @@ FAST = '[delivery]\nbackoff = "0.2s"\nmax_backoff = "0.5s"\nattempts = 30\n'
 
 
 def three_items(server: FeedServer, title: str = "Jets") -> str:
-    server.routes["/f"] = Route(rss(*[(f"g{n}", f"{title} {n}", f"https://n.example/{n}", VIOLATION)
-                                      for n in range(3)]))
+    """A feed of three different airspace violations (three stories, so three alerts)."""
+    server.routes["/f"] = Route(rss(*[(f"g{n}", f"{title} {n}", f"https://n.example/{n}", text)
+                                      for n, (_, text) in enumerate(distinct_events(3))]))
     return server.url("/f")
 
 
@@ -145,7 +146,10 @@ def test_a_4xx_is_dead_at_once_and_alerts_retry_revives_it(feed_server: FeedServ
 def test_slack_gets_escaped_block_kit_no_faster_than_one_a_second(feed_server: FeedServer, tmp_path: Path) -> None:
     hostile = "&lt;!channel&gt; jets &amp; drones"  # in RSS: the title reads "<!channel> jets & drones"
     channel = f'[[channels]]\nname = "slack"\ntype = "slack"\nurl = "{feed_server.url("/slack")}"\n'
-    config = config_with(tmp_path, three_items(feed_server, hostile), channel)
+    # three different events under one hostile headline prefix
+    feed_server.routes["/f"] = Route(rss(*[(f"g{n}", f"{hostile}: {title}", f"https://n.example/{n}", text)
+                                           for n, (title, text) in enumerate(distinct_events(3))]))
+    config = config_with(tmp_path, feed_server.url("/f"), channel)
     poll_once(config)
     posts = feed_server.posts
     assert len(posts) == 3
@@ -346,8 +350,8 @@ def test_secrets_never_reach_the_logs(feed_server: FeedServer, tmp_path: Path) -
 def test_a_burst_of_one_rule_is_grouped_after_the_first_alerts(feed_server: FeedServer, tmp_path: Path,
                                                                smtp) -> None:  # type: ignore[no-untyped-def]
     inbox, port = smtp
-    feed_server.routes["/f"] = Route(rss(*[(f"g{n}", f"Jets {n}", f"https://n.example/{n}", VIOLATION)
-                                           for n in range(5)]))
+    feed_server.routes["/f"] = Route(rss(*[(f"g{n}", f"Jets {n}", f"https://n.example/{n}", text)
+                                           for n, (_, text) in enumerate(distinct_events(5))]))
     config = config_with(tmp_path, feed_server.url("/f"),
                          email_channel(port, 'group_window = "3s"\ngroup_max = 2\n'))
     poll_once(config)

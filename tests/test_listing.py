@@ -14,14 +14,14 @@ import pytest
 from monitor.cli import main
 from monitor.listing import emit_limited, stamp, table, write_json
 from tests.feedserver import FeedServer, Route
-from tests.helpers import fresh_database, make_config, poll_once
-from tests.test_store import DATABASES, VIOLATION, rss
+from tests.helpers import distinct_events, fresh_database, make_config, poll_once
+from tests.test_store import DATABASES, rss
 
 
 @pytest.fixture(params=DATABASES)
 def five_items(request: pytest.FixtureRequest, feed_server: FeedServer, tmp_path: Path) -> str:
     """A config whose store holds five items of feed "f", each matching airspace-violation."""
-    items = [(f"g{n}", f"Jets over Estonia {n}", f"https://n.example/{n}", VIOLATION) for n in range(5)]
+    items = [(f"g{n}", title, f"https://n.example/{n}", text) for n, (title, text) in enumerate(distinct_events(5))]
     feed_server.routes["/f"] = Route(rss(*items))
     config = make_config(tmp_path, {"f": feed_server.url("/f")}, fresh_database(request.param, tmp_path))
     assert poll_once(config)["f"].new_items == 5

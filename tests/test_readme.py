@@ -57,6 +57,12 @@ def test_demo_delivers_every_alert_with_a_valid_signature() -> None:
     assert "ALERT HIGH airspace-violation: Escalation in the Baltics" in out  # the console channel
     assert "✓ [HIGH] article-4: Escalation in the Baltics" in out             # the webhook receiver
     assert "Scaparrotti" not in out.split("webhook receiver:")[1]              # seed 004 alerts on nothing core
+    # the republished seeds end as stories with updates, and the summary says what that saved
+    assert re.search(r"UPDATE HIGH airspace-violation: .* — now \d sources: ", out)
+    saved = re.search(r"(\d+) reports → (\d+) stories: (\d+) alerts \+ (\d+) updates instead of (\d+) alerts", out)
+    assert saved, out[-500:]
+    reports, stories, alerts, updates, before = map(int, saved.groups())
+    assert stories < reports and updates > 0 and alerts + updates < before
 
 
 def shown_outputs() -> list[tuple[str, str]]:

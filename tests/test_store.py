@@ -26,6 +26,7 @@ from tests.helpers import (
     ItemRow,
     MatchRow,
     StoryRow,
+    distinct_events,
     fresh_database,
     make_config,
     poll_once,
@@ -206,17 +207,19 @@ def test_two_dispatchers_never_claim_the_same_delivery(feed_server: FeedServer, 
 
     from monitor.store.outbox import Outbox
 
-    items = [(f"c{n}", f"Jets {n}", f"https://n.example/c{n}", VIOLATION) for n in range(40)]
+    items = [(f"c{n}", title, f"https://n.example/c{n}", text) for n, (title, text) in enumerate(distinct_events(10))]
     feed_server.routes["/f"] = Route(rss(*items))
+    hooks = [f"hook{n}" for n in range(4)]
+    channels = "".join(f'[[channels]]\nname = "{hook}"\ntype = "webhook"\nurl = "http://127.0.0.1:9/h"\n'
+                       for hook in hooks)
     config = make_config(tmp_path, {"f": feed_server.url("/f")}, database,
-                         extra='[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/h"\n'
-                               '[delivery]\nbackoff = "1h"\n')
-    poll_once(config)  # 40 alerts; the receiver is down, so all stay pending (retry in an hour)
+                         extra=channels + '[delivery]\nbackoff = "1h"\n')
+    poll_once(config)  # 10 alerts to 4 channels; the receiver is down, so all stay pending (retry in an hour)
     stores = [Store(config.database) for _ in range(4)]
     try:
         later = datetime.now(UTC) + timedelta(hours=3)
         with ThreadPoolExecutor(4) as pool:
-            claims = list(pool.map(lambda s: Outbox(s).claim(["hook"], later, lease=60, limit=15), stores))
+            claims = list(pool.map(lambda s: Outbox(s).claim(hooks, later, lease=60, limit=15), stores))
         ids = [a.delivery_id for batch in claims for a in batch]
         assert len(ids) == len(set(ids)) == 40
     finally:

@@ -19,8 +19,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from monitor.store.repo import Store, aware, utc
-from monitor.store.tables import AlertRow, AttemptRow, DeliveryRow, FeedRow, ItemRow, MatchRow
-from monitor.types import Alert
+from monitor.store.tables import AlertRow, AttemptRow, DeliveryRow, FeedRow, ItemRow, MatchRow, StoryRow
+from monitor.types import Alert, StoryRef, SurgeRef, SurgeTop
 
 DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
 ATTEMPTS = AttemptRow.__table__  # type: ignore[attr-defined]
@@ -64,8 +64,9 @@ class Outbox:
     def _alerts(self, delivery_ids: list[int]) -> list[Alert]:
         if not delivery_ids:
             return []
-        query = (sa_select(DeliveryRow, AlertRow, ItemRow, MatchRow, col(FeedRow.name))
+        query = (sa_select(DeliveryRow, AlertRow, ItemRow, MatchRow, col(FeedRow.name), StoryRow)
                  .join(AlertRow, col(AlertRow.id) == DeliveryRow.alert_id)
+                 .join(StoryRow, col(StoryRow.id) == AlertRow.story_id)
                  .join(ItemRow, col(ItemRow.id) == AlertRow.item_id)
                  .join(MatchRow, col(MatchRow.id) == AlertRow.match_id)
                  .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
@@ -77,8 +78,10 @@ class Outbox:
                           terms=tuple(m.terms), entities=tuple(m.entities), snippet=m.snippet,
                           clauses=tuple(m.clauses), snippet_entities=tuple(m.snippet_entities),
                           highlights=tuple((int(x), int(y)) for x, y in m.highlights), channel=d.channel,
-                          delivery_id=d.id or 0, attempts=d.attempts)
-                    for d, a, item, m, feed in session.execute(query)]
+                          delivery_id=d.id or 0, attempts=d.attempts, kind=a.kind or "alert",
+                          story=_story(a.story_id, a.detail, story), thread=a.thread, reason=a.reason,
+                          surge=_surge(a.detail) if a.kind == "surge" else None)
+                    for d, a, item, m, feed, story in session.execute(query)]
 
     def _set(self, ids: Sequence[int], **values: Any) -> None:
         if ids:
@@ -143,3 +146,36 @@ class Outbox:
         with Session(self.store.engine) as session:
             return int(session.execute(sa_select(func.count()).select_from(DELIVERIES)
                                        .where(DELIVERIES.c.status == "pending")).scalar_one())
+
+
+def _moment(value: Any, default: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return default
+    return default
+
+
+def _story(story_id: int, detail: dict[str, Any] | None, row: StoryRow) -> StoryRef:
+    """The story as the alert was made about it (its snapshot in ``detail``, so a retried delivery
+    sends the same body), else as it stands (alerts written before stories had snapshots)."""
+    first = aware(row.first_seen_at) or row.first_seen_at
+    last = aware(row.last_seen_at) or first
+    snap = (detail or {}).get("story")
+    if not isinstance(snap, dict):
+        return StoryRef(story_id, tuple(row.publishers or ()), row.item_count or 0, first, last)
+    return StoryRef(story_id, tuple(str(p) for p in snap.get("publishers", ())), int(snap.get("items", 0)),
+                    _moment(snap.get("first_seen_at"), first), _moment(snap.get("last_seen_at"), last))
+
+
+def _surge(detail: dict[str, Any] | None) -> SurgeRef | None:
+    """A surge alert's figures, from its ``detail``."""
+    surge = (detail or {}).get("surge")
+    if not isinstance(surge, dict):
+        return None
+    top = tuple(SurgeTop(int(t.get("id", 0)), str(t.get("title", "")), str(t.get("url", "")),
+                         int(t.get("publishers", 0))) for t in surge.get("top", ()) if isinstance(t, dict))
+    return SurgeRef(int(surge.get("count", 0)), float(surge.get("baseline", 0.0)), float(surge.get("window", 3600.0)),
+                    int(surge.get("publishers", 0)), top)
+

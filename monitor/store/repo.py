@@ -10,22 +10,27 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Table, bindparam, func, or_, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from monitor.config import FeedSpec, reveal
+from monitor.config import STORY_WINDOW, FeedSpec, reveal
 from monitor.dedupe import PRUNED, Known, guid_key
+from monitor.store.clusters import Clusters
+from monitor.store.lifecycle import OWED, Fresh, Lifecycle
 from monitor.store.schema import open_engine
 from monitor.store.tables import AlertRow, DeliveryRow, FeedRow, ItemRow, MatchRow, PrunedItemRow, StoryRow
+from monitor.stories.cluster import Assignment
 from monitor.types import Document, FeedState, FeedUpdate, ItemWrite, Match, iso
+
+if TYPE_CHECKING:
+    from monitor.rules.loader import RuleSpec
 
 Route = Callable[[Match], Sequence[str]]
 # Core tables for the hot path: bulk statements without the ORM's per-row bookkeeping.
@@ -54,6 +59,9 @@ class PollWrite:
     items: Sequence[ItemWrite]
     route: Route
     now: datetime
+    # the rules in force, by id: their story policies decide alerts and updates (empty: every
+    # rule alerts on a story's first match, as its match says)
+    rules: Mapping[str, RuleSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,10 @@ class Store:
     write lock up front (BEGIN IMMEDIATE) and queue on an in-process lock first, so threads
     of one daemon wait in turn instead of sleeping in SQLite's busy handler."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, story_window: float = STORY_WINDOW, max_item_age: float | None = None) -> None:
         self.url = url
+        self.clusters = Clusters(story_window)
+        self.max_item_age = max_item_age  # a held alert is released only for items this recent
         self.engine: Engine = open_engine(url)
         self._writer = self.engine.execution_options(immediate=True)
         self._lock = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
@@ -242,18 +252,28 @@ class Store:
         every match, one UPDATE per shape of feed state) rather than ORM objects or a
         statement per row: a busy cycle writes thousands of rows a second.
         """
-        with self.writing() as session:
-            return self._record(session, polls)
+        try:
+            with self.writing() as session:
+                return self._record(session, polls)
+        except BaseException:
+            self.clusters.reset()  # it may hold signatures that were never committed
+            raise
 
     def _record(self, session: Session, polls: Sequence[PollWrite]) -> list[PollRecord]:
         connection = session.connection()
         written = [(poll, write) for poll in polls for write in poll.items]
         new = [(poll, w) for poll, w in written if w.item_id is None]
-        stories = self._stories(session, {w.story_key: utc(poll.now) for poll, w in reversed(new)})
-        placed = self._new_items(session, new, stories)
+        signed = [(poll, w) for poll, w in new if w.signature is not None]
+        if signed:
+            self.clusters.lock(session)  # before any write: see monitor/store/clusters.py
+        story_of = self._story_of(session, new, signed)
+        placed = self._new_items(session, new, story_of)
+        self.clusters.remember(session, [(placed[id(w)][0], placed[id(w)][1], w.signature)
+                                         for _, w in signed if w.signature is not None])
         placed.update(self._changed_items(session, [(poll, w) for poll, w in written if w.item_id is not None]))
         found = [(poll, write, match) for poll, write in written for match in write.matches]
-        alerts: dict[int, int] = {}
+        fresh: list[Fresh] = []
+        number = {id(poll): n for n, poll in enumerate(polls)}
         if found:
             connection.execute(sa_insert(MATCHES), [
                 {"item_id": placed[id(write)][0], "rule": match.rule, "severity": match.severity,
@@ -268,24 +288,66 @@ class Store:
             for poll, write, match in found:
                 if match.rule in write.alert_rules:
                     item_id, story_id = placed[id(write)]
-                    alerts[id(poll)] = alerts.get(id(poll), 0) + self._alert(
-                        session, item_id, story_id, match, match_ids[item_id, match.rule], poll.route(match),
-                        utc(poll.now))
+                    fresh.append(Fresh(story_id, item_id, match_ids[item_id, match.rule], match, poll.route,
+                                       number[id(poll)]))
         self._story_columns(session, new, placed, found)
+        alerts: dict[int, int] = {}
+        if signed or fresh:
+            last = polls[-1]
+            touched = {placed[id(w)][1]: number[id(poll)] for poll, w in reversed(signed)}
+            alerts = Lifecycle(session, last.rules, last.route, utc(last.now), self.max_item_age).run(touched, fresh)
         self._feeds(session, polls)
         records = []
-        for poll in polls:
-            fresh = sum(1 for w in poll.items if w.item_id is None)
-            records.append(PollRecord(fresh, len(poll.items) - fresh, sum(len(w.matches) for w in poll.items),
-                                      alerts.get(id(poll), 0)))
+        for n, poll in enumerate(polls):
+            added = sum(1 for w in poll.items if w.item_id is None)
+            records.append(PollRecord(added, len(poll.items) - added, sum(len(w.matches) for w in poll.items),
+                                      alerts.get(n, 0)))
         return records
 
+    def send_owed_updates(self, now: datetime, rules: Mapping[str, RuleSpec], route: Route,
+                          lookback: float = 7 * 24 * 3600.0) -> int:
+        """Send the ladder updates a cooldown held back: a story that reached a rung within a rule's
+        cooldown is marked ``owed`` and gets its update once the cooldown is over, even if no later
+        item comes. How many updates were written."""
+        moment = utc(now)
+        owed = sa_select(STORIES.c.id).where(STORIES.c.last_seen_at >= moment - timedelta(seconds=lookback),
+                                             STORIES.c.state == OWED)
+        with Session(self.engine) as session:  # a read first (on the last_seen_at index): most passes find none
+            stories = sorted(session.execute(owed).scalars())
+        if not stories:
+            return 0
+        with self.writing() as session:
+            self.clusters.lock(session)  # as a poll's write: one decision at a time per story
+            sent = Lifecycle(session, rules, route, moment, self.max_item_age).run({sid: 0 for sid in stories}, [])
+        return sum(sent.values())
+
+    def _story_of(self, session: Session, new: list[tuple[PollWrite, ItemWrite]],
+                  signed: list[tuple[PollWrite, ItemWrite]]) -> dict[int, int]:
+        """The story of each new item, ``id(write)`` -> story id: a matching (signed) item's as
+        clustering decides, the others' by their URL (``story_key``)."""
+        clustered = {id(w) for _, w in signed}
+        plain = [(poll, w) for poll, w in new if id(w) not in clustered]
+        keys = self._stories(session, {w.story_key: utc(poll.now) for poll, w in reversed(plain)})
+        story_of = {id(w): keys[w.story_key] for _, w in plain}
+        if signed:
+            writes = {id(w): (poll, w) for poll, w in signed}
+
+            def new_story(key: int) -> int:
+                poll, w = writes[key]
+                return self._stories(session, {w.story_key: utc(poll.now)})[w.story_key]
+
+            now = max(utc(poll.now) for poll, _ in signed)
+            decided: dict[int, tuple[int, Assignment]] = self.clusters.place(
+                session, [(id(w), w.signature) for _, w in signed if w.signature is not None], now, new_story)
+            story_of.update({key: story for key, (story, _) in decided.items()})
+        return story_of
+
     def _new_items(self, session: Session, writes: list[tuple[PollWrite, ItemWrite]],
-                   stories: dict[str, int]) -> dict[int, tuple[int, int]]:
+                   story_of: dict[int, int]) -> dict[int, tuple[int, int]]:
         """Insert new items; ``id(write)`` -> (item id, story id)."""
         if not writes:
             return {}
-        rows = [{"feed_id": poll.feed_id, "story_id": stories[w.story_key], "guid": w.doc.id, "url": w.doc.url,
+        rows = [{"feed_id": poll.feed_id, "story_id": story_of[id(w)], "guid": w.doc.id, "url": w.doc.url,
                  "title": w.doc.title, "summary": w.doc.summary, "content": w.doc.content, "tags": list(w.doc.tags),
                  "published_at": utc(w.published_at), "first_seen_at": utc(poll.now), "updated_at": utc(poll.now),
                  "content_hash": w.content_hash, "publisher": w.publisher, "tier": w.tier, **_full_text_values(w)}
@@ -300,7 +362,7 @@ class Store:
             ids.update({(feed_id, guid): item_id for item_id, feed_id, guid in connection.execute(
                 sa_select(ITEMS.c.id, ITEMS.c.feed_id, ITEMS.c.guid)
                 .where(ITEMS.c.feed_id.in_(feed_ids), ITEMS.c.guid.in_(chunk)))})
-        return {id(w): (ids[poll.feed_id, w.doc.id], stories[w.story_key]) for poll, w in writes}
+        return {id(w): (ids[poll.feed_id, w.doc.id], story_of[id(w)]) for poll, w in writes}
 
     def _changed_items(self, session: Session,
                        writes: list[tuple[PollWrite, ItemWrite]]) -> dict[int, tuple[int, int]]:
@@ -364,25 +426,6 @@ class Store:
         # one executemany for all of them: a busy cycle touches thousands of stories
         connection.execute(update(STORIES).where(STORIES.c.id == bindparam("sid")).values(
             {key: bindparam(key) for key in ("item_count", "last_seen_at", "title", "publishers", "rules")}), values)
-
-    def _alert(self, session: Session, item_id: int, story_id: int, match: Match, match_id: int,
-               channels: Sequence[str], moment: datetime) -> int:
-        """An alert and its deliveries, unless this rule already alerted on this story."""
-        key = f"alert:{match.rule}:{story_id}"
-        if session.exec(select(AlertRow.id).where(AlertRow.key == key)).first() is not None:
-            return 0
-        alert = AlertRow(id=str(uuid.uuid4()), rule=match.rule, rule_title=match.title, severity=match.severity,
-                         tags=list(match.tags), story_id=story_id, item_id=item_id, match_id=match_id,
-                         created_at=moment, key=key)
-        try:
-            with session.begin_nested():
-                session.add(alert)
-                session.flush()
-        except IntegrityError:  # another daemon alerted on this story a moment ago
-            return 0
-        for channel in channels:
-            session.add(DeliveryRow(alert_id=alert.id, channel=channel, next_attempt_at=moment, created_at=moment))
-        return 1
 
     def _feeds(self, session: Session, polls: Sequence[PollWrite]) -> None:
         """Each poll's feed state: one executemany per set of columns written."""

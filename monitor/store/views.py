@@ -192,7 +192,8 @@ def _alerts_of(session: Session, story_id: int) -> list[dict[str, Any]]:
                 {"channel": d.channel, "status": d.status, "attempts": d.attempts, "last_error": d.last_error,
                  "delivered_at": iso(d.delivered_at), "next_attempt_at": iso(d.next_attempt_at)})
     return [{"id": a.id, "kind": a.kind, "rule": a.rule, "rule_title": a.rule_title, "severity": a.severity,
-             "item_id": a.item_id, "created_at": iso(a.created_at), "deliveries": deliveries.get(a.id, [])}
+             "item_id": a.item_id, "created_at": iso(a.created_at), "reason": a.reason, "thread": a.thread,
+             "deliveries": deliveries.get(a.id, [])}
             for a in alerts]
 
 

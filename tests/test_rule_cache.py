@@ -136,6 +136,19 @@ def test_no_cache_folder_is_no_error(tmp_path: Path, folder: Path) -> None:
     assert cache.cache_folder({"XDG_CACHE_HOME": "relative/path"}) == Path.home() / ".cache" / "crisis-monitor"
 
 
+def test_a_service_keeps_its_cache_in_systemds_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               folder: Path) -> None:
+    # the unit's CacheDirectory= gives the service $CACHE_DIRECTORY; its home (ProtectHome=) cannot be written
+    service = tmp_path / "var-cache-crisis-monitor"
+    service.mkdir(mode=0o700)
+    env = {"CACHE_DIRECTORY": str(service), "XDG_CACHE_HOME": str(tmp_path / "unused")}
+    compiles = Compiles(monkeypatch)
+    assert fired(folder, env, DRILL) == ["drills"] and fired(folder, env, DRILL) == ["drills"]
+    assert compiles.count == 1 and len(list(service.glob("rules-*.pickle"))) == 1
+    assert not (tmp_path / "unused").exists()
+    assert cache.cache_folder({"CACHE_DIRECTORY": "relative"}) == Path.home() / ".cache" / "crisis-monitor"
+
+
 def test_files_of_folders_unused_for_a_month_go_when_another_is_written(tmp_path: Path, folder: Path,
                                                                           env: dict[str, str]) -> None:
     others = []

@@ -2,7 +2,7 @@
 the YAML again or compiling it (together most of a ``poll`` of an unchanged feed).
 
 One file per rules folder in ``$XDG_CACHE_HOME/crisis-monitor/`` (``~/.cache/crisis-monitor/`` when
-that is unset): the compiled ``RuleSet`` (with its specs and gazetteer) pickled, under a key of all
+that is unset; under systemd, the unit's ``CacheDirectory=``, which systemd names in ``$CACHE_DIRECTORY``): the compiled ``RuleSet`` (with its specs and gazetteer) pickled, under a key of all
 they are made from — the path and content digest of every YAML file in the folder, the package's
 version, the size and modification time of each of its own modules (a changed engine never reads an
 old pickle), Python's version and the word-frequency lists the presearcher ranks terms by. A file
@@ -86,7 +86,11 @@ def compiled_rules(directory: Path, env: Mapping[str, str] | None = None) -> Com
 
 
 def cache_folder(env: Mapping[str, str]) -> Path | None:
-    """Where compiled rules are kept (XDG base directories); None when there is no home to keep them in."""
+    """Where compiled rules are kept: systemd's ``$CACHE_DIRECTORY`` (the unit's ``CacheDirectory=``, a
+    service whose home cannot be written), else the XDG base directories; None when there is no home."""
+    service = env.get("CACHE_DIRECTORY", "").split(":")[0]
+    if os.path.isabs(service):
+        return Path(service)
     base = env.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # the specification: a relative value is to be ignored
         try:

@@ -1,9 +1,11 @@
 """The daemon's surge job (issue 15): which rules it checks and how often, the routing of a surge alert
-(channel min_severity and tags apply), one alert per window, and the job following a reload."""
+(channel min_severity and tags apply), one alert per window, the job following a reload, and a surge through a
+real webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from monitor.config import Config
 from monitor.daemon import SURGE_JOB, Daemon, Runtime, load_active, surge_every, surge_rules
 from monitor.store.surges import SurgeRule
 from monitor.stories.surge import SurgeSpec, window_of
+from tests.feedserver import FeedServer
 from tests.helpers import PG_URL, AlertRow, DeliveryRow, fresh_database, make_config, rows
 from tests.test_loader import ENTITIES
 from tests.test_surge_store import HOUR, NOW, Seed
@@ -133,3 +136,34 @@ def test_a_poll_cycle_checks_surges_and_delivers_them(tmp_path: Path) -> None:
     assert alert.kind == "surge"
     assert [(d.channel, d.status, d.alert_id) for d in rows(config, DeliveryRow)] == [
         ("console", "delivered", alert.id)]
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_a_surge_reaches_a_real_webhook_receiver_as_one_surge_message(feed_server: FeedServer, tmp_path: Path,
+                                                                      kind: str) -> None:
+    hook = f'[[channels]]\nname = "hook"\ntype = "webhook"\nurl = "{feed_server.url("/hook")}"\nmin_severity = "high"\n'
+    config = make_config(tmp_path, {}, fresh_database(kind, tmp_path), extra=hook, rules=rules_folder(tmp_path))
+
+    async def scenario() -> str | None:
+        async with Runtime(config, clock=lambda: NOW) as runtime:
+            seed = Seed(runtime.store)
+            seed.quiet_history(hours=30)
+            seed.burst(12)
+            [(_, outcome)] = await runtime.surge_pass()
+            await runtime.dispatcher.run_once()
+            await runtime.surge_pass()  # again in the same window: nothing more to send
+            await runtime.dispatcher.run_once()
+            return outcome.alert_id
+
+    alert_id = asyncio.run(scenario())
+    [post] = feed_server.posts
+    body = json.loads(post.body)
+    assert post.headers["idempotency-key"] == body["id"] == alert_id
+    assert body["type"] == "surge" and body["rule"]["id"] == "drones"
+    assert body["surge"]["count"] == 12 and body["surge"]["baseline"] == 1.0 and body["surge"]["window"] == 3600.0
+    assert body["surge"]["publishers"] == 3 and len(body["surge"]["top"]) == 5
+    top = body["surge"]["top"][0]
+    assert body["story"]["id"] == top["id"] and top["publishers"] == 3 and top["title"] == "burst 2"
+    assert body["story"]["publishers"] == ["p0.example", "p1.example", "p2.example"] and body["story"]["items"] == 3
+    assert body["item"]["url"] == top["url"]
+    assert [d.status for d in rows(config, DeliveryRow)] == ["delivered"]

@@ -2,12 +2,13 @@
 the YAML again or compiling it (together most of a ``poll`` of an unchanged feed).
 
 One file per rules folder in ``$XDG_CACHE_HOME/crisis-monitor/`` (``~/.cache/crisis-monitor/`` when
-that is unset; under systemd, the unit's ``CacheDirectory=``, which systemd names in ``$CACHE_DIRECTORY``): the compiled ``RuleSet`` (with its specs and gazetteer) pickled, under a key of all
+that is unset; under systemd, the unit's ``CacheDirectory=``, which systemd names in
+``$CACHE_DIRECTORY``): the compiled ``RuleSet`` (with its specs and gazetteer) pickled, under a key of all
 they are made from — the path and content digest of every YAML file in the folder, the package's
 version, the size and modification time of each of its own modules (a changed engine never reads an
 old pickle), Python's version and the word-frequency lists the presearcher ranks terms by. A file
 whose key differs, that cannot be read or unpickled, is ignored and written anew; one that cannot be
-written (a read-only home under systemd) is skipped. Pickle runs what it is given, so a file is read
+written (a read-only home and no ``CACHE_DIRECTORY``) is skipped. Pickle runs what it is given, so a file is read
 only if it belongs to this user and no one else may write it, in a folder made private to the user.
 A folder's file unread for 30 days is removed when another is written; deleting the folder is always safe.
 """

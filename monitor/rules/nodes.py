@@ -341,8 +341,12 @@ class PhraseNode(CNode):
             return [(p, p) for p in view.scoped(terms[0], scope)]
         rarest = min(range(len(terms)), key=lambda k: len(view.positions(terms[k])))
         others = [(k - rarest, view.position_set(t)) for k, t in enumerate(terms) if k != rarest]
-        starts = [p - rarest for p in view.positions(terms[rarest])
-                  if all(p + shift in positions for shift, positions in others)]
+        if size == 1:  # most phrases: two words, one test each (no generator)
+            shift, positions = others[0]
+            starts = [p - rarest for p in view.positions(terms[rarest]) if p + shift in positions]
+        else:
+            starts = [p - rarest for p in view.positions(terms[rarest])
+                      if all(p + shift in positions for shift, positions in others)]
         if scope is not ALL_FIELDS:
             starts = [p for p in starts if view.field_of(p) in scope]
         return [(p, p + size) for p in starts]

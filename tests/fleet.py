@@ -33,35 +33,24 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from tests.feedserver import FeedServer, Route, Seen
+from tests.helpers import distinct_events
 from tests.test_daemon import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = re.compile(r"crisis-monitor-fleet/(d\d+)")
+EVENTS = 11  # distinct events (tests/helpers.py): up to 10 feeds one each, and one more for the kill
 HTTP_TIMEOUT = 2.0  # [http] timeout: the feed lease is 3 x this + 60 s (Pipeline.lease), 66 s
 HOOK_TIMEOUT = 5.0  # the webhook channel's timeout: the delivery lease is 2 x this + 10 s (lease_for), 20 s
 FEED_LEASE = HTTP_TIMEOUT * 3 + 60
 DELIVERY_LEASE = HOOK_TIMEOUT * 2 + 10
 
-# Distinct airspace violations: each its own aircraft, country, capital and circumstance, so
-# clustering keeps them apart (the same story in two feeds would alert once).
-EVENTS = [("MiG-31", "Estonian", "Tallinn", "for twelve minutes"), ("Su-27", "Polish", "Warsaw", "near Gdansk"),
-          ("Tu-95", "Latvian", "Riga", "over Lake Lubans"), ("Su-35", "Lithuanian", "Vilnius", "at dawn on Sunday"),
-          ("MiG-29", "Finnish", "Helsinki", "above the naval base at Upinniemi"),
-          ("Su-24", "Romanian", "Bucharest", "close to the Prut river"),
-          ("Su-30", "Slovak", "Bratislava", "during a NATO exercise"),
-          ("Il-20", "Hungarian", "Budapest", "over farmland near Debrecen"),
-          ("Su-34", "Bulgarian", "Sofia", "near Burgas airport"),
-          ("Tu-22M", "Czech", "Prague", "above the Krkonose mountains"),
-          ("Su-57", "Norwegian", "Oslo", "over the Varanger fjord")]
 QUIET = ("The city council approved a new budget for schools and roads on {day}, the mayor of {town} said; "
          "the vote followed a long debate on housing, tourism and the regional football stadium.")
 
 
 def violation(number: int) -> tuple[str, str]:
     """The ``number``-th distinct event that the airspace-violation rule matches: (title, text)."""
-    plane, adjective, city, detail = EVENTS[number]
-    return (f"Russian {plane} violated {adjective} airspace {detail}",
-            f"A Russian {plane} violated {adjective} airspace {detail}, officials in {city} said.")
+    return distinct_events(EVENTS)[number]
 
 
 def rss(items: list[tuple[str, str, str]]) -> bytes:
@@ -145,7 +134,7 @@ class Fleet:
 
     def __init__(self, folder: Path, database: str, feeds: int = 50, matching: int = 10, daemons: int = 3,
                  interval: float = 5.0) -> None:
-        assert matching < len(EVENTS), "one event is kept for the kill"
+        assert matching < EVENTS, "one event is kept for the kill"
         self.folder, self.database, self.count, self.matching, self.size = folder, database, feeds, matching, daemons
         self.interval = interval
         self.feeds = FeedServer()
@@ -232,7 +221,7 @@ class Fleet:
         self.feeds.on_get = on_get
         for name, daemon in self.daemons.items():
             self.outcome.usage[name] = cpu_and_peak(daemon.process.pid)
-        title, body = violation(len(EVENTS) - 1)
+        title, body = violation(EVENTS - 1)
         self.feeds.routes[f"/feed{feed:02}"] = Route(rss([("new-event", title, body), *quiet_items(feed)]),
                                                      etag=f'"{feed}-2"')
         wait_until(killed.is_set, timeout, "the new alert's sender killed mid-send")

@@ -266,7 +266,10 @@ def scan_rate(queries: list[str], gaz: Gazetteer, docs: list[Document], tmp: Pat
 # --- instruction counts -----------------------------------------------------------------------
 
 def child(workload: Path, what: str, count: int) -> None:
-    """Compile, warm up, then match ``count`` documents (run under cachegrind by ``instructions``)."""
+    """Compile, warm up, then match ``count`` documents (run under cachegrind by ``instructions``);
+    ``what`` ending in ``-bare``: matches without snippets (``scan --no-snippets``)."""
+    snippets = not what.endswith("-bare")
+    what = what.removesuffix("-bare")
     if what == "seeds":
         rule_set, docs = shipped()
         docs = docs * 10
@@ -274,9 +277,9 @@ def child(workload: Path, what: str, count: int) -> None:
         gaz, docs, queries = pickle.loads(workload.read_bytes())
         rule_set = compile_rules(queries[what], gaz)
     for doc in docs[-5:]:
-        rule_set.match(doc)
+        rule_set.match(doc, snippets)
     for doc in docs[:count]:
-        rule_set.match(doc)
+        rule_set.match(doc, snippets)
 
 
 def instructions_per_doc(workload: Path, what: str, count: int) -> float:
@@ -298,6 +301,9 @@ def instruction_figures(gaz: Gazetteer, docs: list[Document], queries: dict[str,
             workload.write_bytes(pickle.dumps((gaz, docs[:count + 5], by_count)))
             print(f"{name}: " + " | ".join(f"{n:,} rules {instructions_per_doc(workload, str(n), count) / 1e3:,.0f}k"
                                            for n in COUNTS))
+            if name == "0.01%":
+                bare = {n: instructions_per_doc(workload, f"{n}-bare", count) for n in (100, 10000)}
+                print(f"{name} without snippets: " + " | ".join(f"{n:,} rules {bare[n] / 1e3:,.0f}k" for n in bare))
         print(f"shipped rules on the seed articles: {instructions_per_doc(workload, 'seeds', 10) / 1e6:.2f}M")
 
 

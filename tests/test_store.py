@@ -116,6 +116,45 @@ def test_a_claimed_feed_is_not_claimed_twice(tmp_path: Path, database: str) -> N
         second.close()
 
 
+@pytest.mark.skipif(not PG_URL, reason="CRISIS_MONITOR_TEST_DATABASE_URL is not set")
+def test_daemons_starting_together_add_each_feed_once(tmp_path: Path) -> None:
+    """Two daemons on an empty PostgreSQL database both add the configured feed: the second, whose
+    insert waits on the first's uncommitted row, finds it there when the first commits (no unique-key
+    error, which stopped it at start-up)."""
+    config = make_config(tmp_path, {"f": "http://127.0.0.1:9/f"}, fresh_database("postgresql", tmp_path))
+    first, second = Store(config.database), Store(config.database)
+    failed: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            second.sync_feeds(config.feeds, datetime.now(UTC), 300)
+        except BaseException as error:  # reported below, in the test's thread
+            failed.append(error)
+
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock'")
+    try:
+        with first.writing() as session:
+            session.add(FeedRow(name="f", config_url="http://127.0.0.1:9/f", url="http://127.0.0.1:9/f",
+                                next_poll_at=datetime.now(UTC), added_at=datetime.now(UTC), interval=300.0))
+            session.flush()  # the row is there, uncommitted
+            thread = threading.Thread(target=sync)
+            thread.start()
+            with first.engine.connect() as connection:
+                for _ in range(200):  # until the second's insert waits on the row (10 s at most)
+                    if connection.execute(waiting).scalar_one():
+                        break
+                    thread.join(0.05)
+                else:
+                    raise AssertionError("the second store never waited on the first's row")
+        thread.join(30)
+        assert not thread.is_alive() and failed == []
+        assert [row.name for row in rows(config, FeedRow)] == ["f"]
+    finally:
+        first.close()
+        second.close()
+
+
 def test_reopening_keeps_the_data(feed_server: FeedServer, tmp_path: Path, database: str) -> None:
     feed_server.routes["/f"] = Route(rss(("g1", "Jets", "https://n.example/1", VIOLATION)))
     config = make_config(tmp_path, {"f": feed_server.url("/f")}, database)

@@ -166,8 +166,8 @@ class SurgeTop:
 
 @dataclass(frozen=True)
 class SurgeRef:
-    """What a surge alert says: ``count`` matching stories of the rule in the last ``window``
-    seconds against a ``baseline`` mean per window, with the top stories."""
+    """What a surge alert says: ``count`` matching stories of the rule in the current window (of
+    ``window`` seconds, counted from the epoch) against a ``baseline`` mean per window, with the top stories."""
 
     count: int
     baseline: float

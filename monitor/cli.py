@@ -218,8 +218,9 @@ def _service_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     _config_option(run)
     run.set_defaults(handler=cmd_run)
     poll = commands.add_parser("poll", help="one polling cycle of every (or one) feed, then exit",
-                               description="Poll every feed (or one) once, match, store, check the rules' surges, "
-                               "deliver alerts, print a summary and exit.")
+                               description="Poll every feed (or one) once, match, store, check the rules' surges "
+                               "and the story updates a cooldown held back, deliver alerts, print a summary and "
+                               "exit.")
     _config_option(poll)
     poll.add_argument("--feed", metavar="NAME", help="poll only this feed")
     poll.add_argument("--rules", metavar="DIR", help="rules folder (default: the config's [monitor] rules)")

@@ -344,7 +344,10 @@ def test_a_sigkill_mid_story_loses_nothing_and_doubles_nothing(
     for feed in feeds:
         feed_server.routes[f"/{feed}"] = Route(rss())
     serve_outlets(feed_server, ("err",))
+    # A feed the killed daemon was polling stays claimed until its lease runs out ([http] timeout x 3 + 60 s):
+    # a short timeout keeps that to 66 s, within the waits below.
     lines = ["[monitor]", 'rules = "rules"', 'min_interval = "1s"', 'max_item_age = "3650d"',
+             "[http]", 'timeout = "2s"',
              "[[channels]]", 'name = "hook"', 'type = "webhook"', f'url = "{receiver.url("/hook")}"',
              "[delivery]", 'backoff = "0.2s"', 'max_backoff = "0.5s"']
     for feed in feeds:
@@ -386,7 +389,7 @@ def test_a_sigkill_mid_story_loses_nothing_and_doubles_nothing(
     second = Daemon(config)
     try:
         wait(lambda: any(len(b["story"]["publishers"]) == 4 for b in posted("update", everything=False)),
-             "the update for four publishers", daemon=second)
+             "the update for four publishers", seconds=150, daemon=second)
     finally:
         assert second.stop() == 0
     stored = tmp_path / "stored.toml"

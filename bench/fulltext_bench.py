@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ingest_bench import ROOT, WORDS, free_port
+from ingest_bench import ROOT, WORDS, free_port, wait_for_port
 
 from monitor.config import load
 from monitor.daemon import Runtime
@@ -93,19 +92,6 @@ def extraction_cpu(folder: Path) -> float:
     return best
 
 
-def wait_for(port: int, seconds: float = 60.0) -> None:
-    """Until the server (a process that imports the package first) accepts connections."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=10)
@@ -120,7 +106,7 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ingest_bench.py")), "--serve",
                                    str(folder), "--port", str(port)])
         try:
-            wait_for(port)
+            wait_for_port(port)
             results = {}
             for full_text in (False, True):
                 database = f"sqlite:///{Path(tmp) / f'bench-{full_text}.db'}"

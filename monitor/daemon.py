@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -360,63 +360,55 @@ class Daemon:
 
     def _schedule_surges(self) -> None:
         """The surge job, at the pace the rules in force need (again after each reload)."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        every = surge_every(surge_rules(self.runtime.active))
-        job = self.scheduler.get_job(SURGE_JOB)
-        if job is not None and getattr(job.trigger, "interval", None) == timedelta(seconds=every):
-            return
-        self.scheduler.add_job(self._surge_job, IntervalTrigger(seconds=every, timezone=UTC), id=SURGE_JOB,
-                               name="surges", replace_existing=True, coalesce=True, max_instances=1,
-                               misfire_grace_time=None)
+        self._schedule_every(SURGE_JOB, "surges", surge_every(surge_rules(self.runtime.active)), self._surge_job)
 
     def _schedule_updates(self) -> None:
         """The job that sends updates a cooldown held back: every half of the shortest cooldown, 1 s to 1 min."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
         cooldowns = [rule.spec.stories.cooldown for rule in self.runtime.active.rule_set.rules]
         every = min(max(min(cooldowns, default=UPDATES_EVERY) / 2, 1.0), UPDATES_EVERY)
-        job = self.scheduler.get_job(UPDATES_JOB)
-        if job is not None and getattr(job.trigger, "interval", None) == timedelta(seconds=every):
+        self._schedule_every(UPDATES_JOB, "story updates", every, self._updates_job)
+
+    def _schedule_every(self, job_id: str, name: str, every: float, job: Callable[[], Awaitable[None]]) -> None:
+        """``job`` every ``every`` seconds, unless it already runs at that pace; one run at a time."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        existing = self.scheduler.get_job(job_id)
+        if existing is not None and getattr(existing.trigger, "interval", None) == timedelta(seconds=every):
             return
-        self.scheduler.add_job(self._updates_job, IntervalTrigger(seconds=every, timezone=UTC), id=UPDATES_JOB,
-                               name="story updates", replace_existing=True, coalesce=True, max_instances=1,
-                               misfire_grace_time=None)
+        self.scheduler.add_job(job, IntervalTrigger(seconds=every, timezone=UTC), id=job_id, name=name,
+                               replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=None)
 
     async def _updates_job(self) -> None:
-        task = asyncio.current_task()
-        if task is None or self.stopping.is_set() or self.database.down:
-            return
-        self.running.add(task)  # a stop waits for the pass under way, as for a poll
-        try:
-            sent = await self.runtime.update_pass()
-        except Exception as error:
-            if (reason := outage_reason(error)) is None:
-                log.exception("story updates failed; trying again at the next pass")
-            else:
-                self.database.lost(reason)
-            return
-        finally:
-            self.running.discard(task)
-        if sent:
-            self.wake_dispatcher.set()
+        async def sent() -> bool:
+            return bool(await self.runtime.update_pass())
+
+        await self._store_job(sent, "story updates failed; trying again at the next pass")
 
     async def _surge_job(self) -> None:
+        async def sent() -> bool:
+            return any(outcome.alert_id is not None for _, outcome in await self.runtime.surge_pass())
+
+        await self._store_job(sent, "surge check failed; trying again at the next one")
+
+    async def _store_job(self, run: Callable[[], Awaitable[bool]], failed: str) -> None:
+        """A periodic job that writes alerts to the store: skipped while stopping or while the database is
+        down, waited for by a stop (as a poll is), an outage handed to the watch; the dispatcher woken
+        when ``run`` wrote something to send."""
         task = asyncio.current_task()
         if task is None or self.stopping.is_set() or self.database.down:
             return
-        self.running.add(task)  # a stop waits for the check under way, as for a poll
+        self.running.add(task)
         try:
-            outcomes = await self.runtime.surge_pass()
+            wrote = await run()
         except Exception as error:
             if (reason := outage_reason(error)) is None:
-                log.exception("surge check failed; trying again at the next one")
+                log.exception(failed)
             else:
                 self.database.lost(reason)
             return
         finally:
             self.running.discard(task)
-        if any(outcome.alert_id is not None for _, outcome in outcomes):
+        if wrote:
             self.wake_dispatcher.set()
 
     async def _database_back(self) -> None:

@@ -69,5 +69,10 @@ def test_rules_are_indexed_under_their_rarest_terms() -> None:
     assert rarity.frequency("airspace") < rarity.frequency("the")
     assert rarity.frequency("violat", prefix=True) > rarity.frequency("violated")
     ruleset = rules("the AND airspace AND jets", '"estonian airspace" OR (jets AND NOT the)')
-    keys = {ruleset.terms.texts[t]: [entry[0] for entry in entries] for t, entries in ruleset._by_term.items()}
-    assert keys == {"airspace": [0], "estonian": [1], "jets": [1]}
+    texts = ruleset.terms.texts
+    keys = {texts[t]: [entry[0] for entry in alone] for t, (alone, _) in ruleset._by_term.items() if alone}
+    assert keys == {"estonian": [1], "jets": [1]}
+    # A rule with a second clause is indexed under a pair: its rarest term, then the next rarest.
+    pairs = {(texts[t], texts[u]): [entry[0] for entry in entries]
+             for t, (_, by_second) in ruleset._by_term.items() for u, entries in by_second.items()}
+    assert pairs == {("airspace", "jets"): [0]}

@@ -37,16 +37,18 @@ from monitor.rules.nodes import (
     SentenceNode,
     TermNode,
 )
-from monitor.rules.presearch import Check, Necessary
+from monitor.rules.presearch import Check, Clause, Necessary
 from monitor.rules.rarity import frequency
 from monitor.stories.policy import StoryPolicy
 from monitor.text import cut_snippet, token_form
 from monitor.types import FIELDS, Document, Match
 
 _CACHE_LIMIT = 500_000
+_MAX_PAIRS = 16  # pairs of terms a rule may be indexed under (else under its rarest clause alone)
 _NONE: frozenset[str] = frozenset()
 _SNIPPET_TOKENS = 60
 _N = TypeVar("_N", bound=CNode)
+_Entry = tuple[int, frozenset[int], frozenset[int] | None, Check | None]  # see RuleSet._by_term
 
 
 class TermIndex:
@@ -229,10 +231,13 @@ class RuleSet:
         self.terms = TermIndex()
         compiler = _Compiler(self.terms, self.gazetteer)
         self.rules: list[CompiledRule] = []
-        # term -> the rules indexed under it, each with the terms it needs all of, a group of terms it
-        # needs one of (or None), and the rest of its check if it has more (tested only when those
-        # terms are present): most rules are turned away by set operations alone
-        self._by_term: dict[int, list[tuple[int, frozenset[int], frozenset[int] | None, Check | None]]] = {}
+        # term -> the rules indexed under it alone, each with the terms it needs all of, a group of terms
+        # it needs one of (or None), and the rest of its check if it has more (tested only when those
+        # terms are present); and, by a second term, the rules indexed under the pair: a rule with a
+        # second clause is reached only when a term of each is present, so a common word (one of the
+        # three a rule needs) does not bring every rule that names it to its check. Most rules reached
+        # are turned away by set operations alone.
+        self._by_term: dict[int, tuple[list[_Entry], dict[int, list[_Entry]]]] = {}
         self._always: list[int] = []  # the rules that need no term
         necessary = compiler.necessary = Necessary(self.terms.add, compiler.aliases, compiler.term_cost)
         for number, spec in enumerate(specs):
@@ -247,8 +252,15 @@ class RuleSet:
             check = Check.of(clauses)
             group = check.any_of[0] if check.any_of else None
             entry = (number, check.every, group, check if len(check.any_of) > 1 or check.scoped else None)
-            for term in necessary.best(clauses).terms:
-                self._by_term.setdefault(term, []).append(entry)
+            best = necessary.best(clauses)
+            second = self._second(necessary, clauses, best, spec.query)
+            for term in best.terms:
+                alone, pairs = self._by_term.setdefault(term, ([], {}))
+                if second is None:
+                    alone.append(entry)
+                else:
+                    for other in second.terms:
+                        pairs.setdefault(other, []).append(entry)
         self._entities: dict[int, list[tuple[TermNode | PhraseNode, str]]] = {}
         self._alias_terms: dict[int, list[tuple[frozenset[int], str]]] = {}  # first term -> an alias's terms, entity
         for entity in self.gazetteer.entities.values():
@@ -258,6 +270,19 @@ class RuleSet:
                 self._entities.setdefault(first, []).append((node, entity.id))
                 terms = frozenset([node.term] if isinstance(node, TermNode) else node.terms)
                 self._alias_terms.setdefault(first, []).append((terms, entity.id))
+
+    def _second(self, necessary: Necessary, clauses: list[Clause], best: Clause, query: q.Node) -> Clause | None:
+        """The clause a rule is indexed under beside ``best``: the rarest of the others, preferring one
+        that is not another word of a phrase ``best`` is a word of (those come together); None when
+        there is none, or when the pairs would be too many."""
+        others = [c for c in clauses if c.terms.isdisjoint(best.terms)]
+        if not others:
+            return None
+        phrases = [frozenset(map(self.terms.add, node.words)) for node in q.walk(query) if isinstance(node, q.Phrase)]
+        if phrases:
+            others = [c for c in others if not any(best.terms | c.terms <= words for words in phrases)] or others
+        second = min(others, key=necessary.cost)
+        return second if len(best.terms) * len(second.terms) <= _MAX_PAIRS else None
 
     def policies(self) -> dict[str, StoryPolicy]:
         """Each rule's story policy (gate, updates, cooldown, surge), by rule id."""
@@ -272,9 +297,15 @@ class RuleSet:
         found = set(self._always)
         by_term = self._by_term
         for term in by_term.keys() & present:
-            found.update([number for number, every, group, rest in by_term[term]
-                          if every <= present and (group is None or not group.isdisjoint(present))
-                          and (rest is None or rest.passes(view))])
+            alone, pairs = by_term[term]
+            for second in pairs.keys() & present:
+                found.update([number for number, every, group, rest in pairs[second]
+                              if every <= present and (group is None or not group.isdisjoint(present))
+                              and (rest is None or rest.passes(view))])
+            if alone:
+                found.update([number for number, every, group, rest in alone
+                              if every <= present and (group is None or not group.isdisjoint(present))
+                              and (rest is None or rest.passes(view))])
         return sorted(found)
 
     def view(self, doc: Document) -> DocView:

@@ -70,6 +70,7 @@ class DocView:
         self._term_positions: dict[int, list[int]] = {}
         self._position_sets: dict[int, set[int]] = {}  # see position_set
         self._field_sets: list[set[str] | None] = [None, None, None]  # see in_fields
+        self._hits: dict[Span, Hit] = {}  # see hit
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
         # What nodes hold and their spans, by method, node and scope (once_per_view).
         self.memo: dict[tuple[object, CNode, tuple[int, ...]], object] = {}
@@ -180,8 +181,19 @@ class DocView:
         return found
 
     def first_position(self, term: int, scope: tuple[int, ...]) -> int | None:
-        """The first position of ``term`` in ``scope``: found by scans that stop there."""
+        """The first position of ``term`` in ``scope``: found by scans that stop there, or read from
+        its positions once every matching token is indexed (a long document many rules look at)."""
         if term not in self.present:
+            return None
+        if self._scans > _SCANS:  # every matching token is indexed: its positions are at hand
+            positions = self.positions(term)
+            if scope is ALL_FIELDS:
+                return positions[0] if positions else None
+            for field_index in scope:
+                base = self.bases[field_index]
+                number = bisect_left(positions, base)
+                if number < len(positions) and positions[number] < base + len(self.fields[field_index].tokens):
+                    return positions[number]
             return None
         tokens = self.tokens_of(term)
         for field_index in scope:  # in order: compiled scopes are sorted
@@ -219,6 +231,14 @@ class DocView:
         return scope == ALL_FIELDS or bool(self.scoped(term, scope))
 
     def hit(self, span: Span, label: str = "") -> Hit:
+        if label:
+            return self._hit(span, label)
+        found = self._hits.get(span)  # made once per view: the same span is a hit of many nodes and rules
+        if found is None:
+            found = self._hits[span] = self._hit(span, "")
+        return found
+
+    def _hit(self, span: Span, label: str) -> Hit:
         field = self.field_of(span[0])
         base = self.bases[field]
         first, last = span[0] - base, span[1] - base
@@ -339,12 +359,17 @@ class PhraseNode(CNode):
         terms, size = self.terms, len(self.terms) - 1
         if not size:
             return [(p, p) for p in view.scoped(terms[0], scope)]
-        rarest = min(range(len(terms)), key=lambda k: len(view.positions(terms[k])))
-        others = [(k - rarest, view.position_set(t)) for k, t in enumerate(terms) if k != rarest]
-        if size == 1:  # most phrases: two words, one test each (no generator)
-            shift, positions = others[0]
-            starts = [p - rarest for p in view.positions(terms[rarest]) if p + shift in positions]
+        if size == 1:  # most phrases: two words, one test each (no generator, no key function)
+            first, second = view.positions(terms[0]), view.positions(terms[1])
+            if len(second) < len(first):
+                positions = view.position_set(terms[0])
+                starts = [p - 1 for p in second if p - 1 in positions]
+            else:
+                positions = view.position_set(terms[1])
+                starts = [p for p in first if p + 1 in positions]
         else:
+            rarest = min(range(len(terms)), key=lambda k: len(view.positions(terms[k])))
+            others = [(k - rarest, view.position_set(t)) for k, t in enumerate(terms) if k != rarest]
             starts = [p - rarest for p in view.positions(terms[rarest])
                       if all(p + shift in positions for shift, positions in others)]
         if scope is not ALL_FIELDS:
@@ -521,7 +546,7 @@ class NearNode(CNode):
             return []
         starts = [right[0] for right in rights]
         # A right span ending before a left one starts can start this much earlier still.
-        reach = 0 if self.ordered else self.distance + max(last - first for first, last in rights)
+        reach = 0 if self.ordered else self.distance + max([last - first for first, last in rights])
         distance, ordered = self.distance, self.ordered
         out = []
         for left in lefts:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 
 from monitor.config import Config, load
@@ -98,3 +99,19 @@ def distinct_events(count: int) -> list[tuple[str, str]]:
 
 __all__ = ["AlertRow", "DeliveryRow", "FeedRow", "ItemRow", "MatchRow", "StoryRow", "distinct_events", "fresh_database",
            "items_by_feed", "make_config", "poll_once", "rows"]
+
+
+# Queries for the property tests of the presearcher and the engine (tests/test_presearch.py, test_engine.py).
+POSITIONAL = ["drones", "jets", "airspace", "shot", "down", "hobby", "dro*", "air*", "jet*", '"shot down"',
+              '"jet* down"', '"mig 31"', "mig-31", "@estonia", "@mig-31", "@drone-generic", "@nato-member"]
+
+
+def positional_queries() -> st.SearchStrategy[str]:
+    """What NEAR may join: words, phrases, entities, OR groups of them, and NEAR of those."""
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.tuples(inner, inner).map(lambda p: f"({p[0]} OR {p[1]})"),
+            st.tuples(inner, inner, st.integers(1, 4), st.booleans()).map(
+                lambda p: f"({p[0]} NEAR/{p[2]}{'f' if p[3] else ''} {p[1]})"),
+        )
+    return st.recursive(st.sampled_from(POSITIONAL), extend, max_leaves=3)

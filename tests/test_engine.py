@@ -14,6 +14,7 @@ from monitor.rules.loader import RuleSpec
 from monitor.rules.nodes import DocView
 from monitor.rules.query import parse, phrase
 from monitor.types import FIELDS, Document
+from tests.helpers import positional_queries
 
 GAZETTEER = Gazetteer({
     "estonia": Entity("estonia", "Estonia", "country", ("nato-member",), (phrase("Estoni*"), phrase("Tallinn"))),
@@ -261,7 +262,6 @@ class Reference:
 
 
 def _compound() -> st.SearchStrategy[str]:
-    from tests.test_presearch import _positional
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         return st.one_of(
@@ -270,7 +270,7 @@ def _compound() -> st.SearchStrategy[str]:
             st.tuples(inner, inner).map(lambda p: f"({p[0]} AND NOT {p[1]})"),
             st.tuples(st.sampled_from(["title", "content"]), inner).map(lambda p: f"{p[0]}:({p[1]})"),
         )
-    return st.recursive(_positional(), extend, max_leaves=8)
+    return st.recursive(positional_queries(), extend, max_leaves=8)
 
 
 @settings(max_examples=300, deadline=None)

@@ -7,24 +7,12 @@ from hypothesis import strategies as st
 
 from monitor.rules import rarity
 from monitor.types import Document
+from tests.helpers import positional_queries
 from tests.test_engine import rules
 
 WORDS = ["drone", "drones", "drohne", "jet", "jets", "air", "airspace", "shot", "down", "mig", "31",
          "tallinn", "estonian", "hobby"]
-POSITIONAL = ["drones", "jets", "airspace", "shot", "down", "hobby", "dro*", "air*", "jet*", '"shot down"',
-              '"jet* down"', '"mig 31"', "mig-31", "@estonia", "@mig-31", "@drone-generic", "@nato-member"]
 OTHERS = ["/jets? down/", "tag:x", "feed:f"]
-
-
-def _positional() -> st.SearchStrategy[str]:
-    """What NEAR may join: words, phrases, entities, OR groups of them, and NEAR of those."""
-    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-        return st.one_of(
-            st.tuples(inner, inner).map(lambda p: f"({p[0]} OR {p[1]})"),
-            st.tuples(inner, inner, st.integers(1, 4), st.booleans()).map(
-                lambda p: f"({p[0]} NEAR/{p[2]}{'f' if p[3] else ''} {p[1]})"),
-        )
-    return st.recursive(st.sampled_from(POSITIONAL), extend, max_leaves=3)
 
 
 def _queries() -> st.SearchStrategy[str]:
@@ -35,7 +23,7 @@ def _queries() -> st.SearchStrategy[str]:
             st.tuples(inner, inner).map(lambda p: f"({p[0]} AND NOT {p[1]})"),
             st.tuples(st.sampled_from(["title", "summary", "content"]), inner).map(lambda p: f"{p[0]}:({p[1]})"),
         )
-    return st.recursive(st.one_of(_positional(), st.sampled_from(OTHERS)), extend, max_leaves=5)
+    return st.recursive(st.one_of(positional_queries(), st.sampled_from(OTHERS)), extend, max_leaves=5)
 
 
 _TEXT = st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)

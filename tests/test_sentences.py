@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import QueryError
-from monitor.rules import nodes
+from monitor.rules import nodes, sentences
 from monitor.rules.query import Sentence, parse
 from monitor.rules.sentences import sentence_spans
 from monitor.text import Field
@@ -42,6 +42,15 @@ def test_sentences_cover_the_text_and_never_split_a_token(text: str) -> None:
     assert "".join(text[start:end] for start, end in spans) == text
     assert all(start < end for start, end in spans)
     assert sum(len(Field(text[start:end]).tokens) for start, end in spans) == len(Field(text).tokens)
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from("ab .!?…؟。！？\r\n\u2028\u2029 \t\"'”’»)]」』A1\u00a0\u3000"), max_size=40)
+       | st.text(max_size=40))
+def test_boundaries_are_the_boundary_pattern_s_matches(text: str) -> None:
+    # Boundaries are looked for only where one can start: the same matches as a scan of every character.
+    assert [(m.span(), m.groupdict()) for m in sentences._boundaries(text)] == \
+        [(m.span(), m.groupdict()) for m in sentences._BOUNDARY_RE.finditer(text)]
 
 
 @pytest.mark.parametrize(("query", "text", "expected"), [

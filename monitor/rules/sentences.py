@@ -16,6 +16,7 @@ scoped negation reads a little more text rather than missing the words it is abo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 # Where a sentence may end: the punctuation (group 1), closers, then white space or the end;
 # or a line break. Group "next" is the first character after the white space, if any.
@@ -23,6 +24,11 @@ _BOUNDARY_RE = re.compile(
     r"(?P<stop>[.!?…؟]+)[\"'”’»)\]]*(?:\s+|$)"
     r"|(?P<unspaced>[。！？]+)[\"'”’»)\]」』]*\s*"  # scripts written without spaces: no space needed
     r"|(?P<line>[ \t]*(?:\r\n|\r|\n|\u2028|\u2029)\s*)")
+# Where a boundary can start: its punctuation or a line break (with the spaces and tabs before it).
+# Python's regular expressions try every alternative of _BOUNDARY_RE at every character; a character
+# class is found by a quick scan, so the text is scanned for these and _BOUNDARY_RE tried only there.
+_START_RE = re.compile("[.!?…؟。！？\r\n\u2028\u2029]")
+_BREAKS = "\r\n\u2028\u2029"
 _WORD_RE = re.compile(r"\w+")
 _ABBREVIATIONS = """
 mr mrs ms dr prof gen lt col maj capt cpt sgt cpl adm brig cmdr cdr gov sen rep rev hon pres
@@ -84,10 +90,29 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         return []
     spans: list[tuple[int, int]] = []
     start = 0
-    for found in _BOUNDARY_RE.finditer(text):
+    for found in _boundaries(text):
         if found.end() > start and _is_stop(text, found):
             spans.append((start, found.end()))
             start = found.end()
     if start < len(text):
         spans.append((start, len(text)))
     return spans
+
+
+def _boundaries(text: str) -> Iterator[re.Match[str]]:
+    """``_BOUNDARY_RE.finditer(text)``, tried only where a boundary can start (see _START_RE)."""
+    position = 0
+    while True:
+        candidate = _START_RE.search(text, position)
+        if candidate is None:
+            return
+        start = candidate.start()
+        if candidate.group() in _BREAKS:  # a line break's boundary starts at the spaces and tabs before it
+            while start > position and text[start - 1] in " \t":
+                start -= 1
+        found = _BOUNDARY_RE.match(text, start)
+        if found is None:
+            position = candidate.start() + 1
+            continue
+        yield found
+        position = found.end()  # (never empty: every alternative takes a character)

@@ -218,3 +218,14 @@ def test_text_folded_by_runs_is_the_text_folded_whole(raw: str) -> None:
 
 def test_fold_orders_combining_marks_canonically() -> None:
     assert fold("\u0951\u093c") == "\u093c\u0951" == unicodedata.normalize("NFC", "\u0951\u093c")
+
+
+@pytest.mark.parametrize(("cedilla", "comma_below", "folded"), [
+    ("ruseşti", "rusești", "rusesti"),
+    ("spaţiul", "spațiul", "spatiul"),
+    ("ŞTIRI ŢARA", "ȘTIRI ȚARA", "stiri tara"),
+])
+def test_romanian_cedilla_and_comma_below_letters_fold_alike(cedilla: str, comma_below: str, folded: str) -> None:
+    # Many Romanian sites still write the legacy cedilla letters (U+015E/F, U+0162/3) for ș and ț (U+0218-B).
+    assert fold(cedilla) == fold(comma_below) == folded
+    assert tokens(fold(normalize(cedilla))) == tokens(fold(normalize(comma_below))) == folded.split()

@@ -1,5 +1,5 @@
 """sentence:(…): one sentence satisfies the inner query, NOT inside it read in that sentence only;
-sentence boundaries; /regex/ on RE2."""
+sentence/n:(…): n consecutive sentences read together; sentence boundaries; /regex/ on RE2."""
 
 from __future__ import annotations
 
@@ -116,6 +116,58 @@ def test_sentence_scope_equals_the_query_on_each_sentence_alone(content: list[st
                   for m in rules(inner).match(Document(id="d", title=doc.title[start:end]))]
         assert set(matches[0].terms) == {t for m in alone for t in m.terms}
         assert view.fields[2].tokens == Field.from_raw(doc.content).tokens
+
+
+@pytest.mark.parametrize(("query", "text", "expected"), [
+    # the intruder named in one sentence, the violation in the next
+    ("sentence/2:(drone AND violated NEAR/3 airspace)",
+     "A Russian drone crossed from Belarus. It violated Polish airspace for ten minutes.", True),
+    ("sentence:(drone AND violated NEAR/3 airspace)",
+     "A Russian drone crossed from Belarus. It violated Polish airspace for ten minutes.", False),
+    # two sentences, not three
+    ("sentence/2:(drone AND airspace)", "A drone flew. The army watched. Airspace was closed.", False),
+    ("sentence/3:(drone AND airspace)", "A drone flew. The army watched. Airspace was closed.", True),
+    # NOT reads the whole window: a denial in the next sentence silences it
+    ("sentence/2:(drone AND entered AND NOT denied)", "A drone entered. Moscow denied it.", False),
+    ("sentence/2:(drone AND entered AND NOT denied)",
+     "A drone entered. Moscow denied it. Later a drone entered.", False),  # both windows hold 'denied'
+    ("sentence/2:(drone AND entered AND NOT denied)",
+     "A drone entered. Moscow denied it. Jets flew. Later a drone entered.", True),
+    # NEAR counts words across the boundary
+    ("sentence/2:(drone NEAR/3 entered)", "It was a drone. It entered.", True),
+    # fewer sentences than the window: the field is one window
+    ("sentence/3:(drone AND entered)", "A drone entered.", True),
+    ("sentence/2:(drone AND entered)", "A drone flew.", False),
+])
+def test_sentence_window(query: str, text: str, expected: bool) -> None:
+    assert fires(query, text) is expected
+
+
+def test_sentence_window_hits_syntax_and_errors() -> None:
+    doc = Document(id="d", title="Drone alert", content="Jets scrambled. A drone entered. Nobody denied it.")
+    (match,) = rules("sentence/2:(jets AND drone)").match(doc)
+    assert match.terms == ("jets", "drone")  # placed in the field, as sentence:( ) hits are
+    assert not rules("sentence/2:(title:(drone) AND jets)").match(doc)  # a window is one field's
+    window = parse("sentence/2:(a OR b)")
+    assert isinstance(window, Sentence) and window.size == 2 and parse("sentence:(a)").size == 1  # type: ignore[union-attr]
+    for bad, message in (("sentence/4:(a)", "1 to 3 sentences, not 4"), ("sentence/0:(a)", "not 0"),
+                         ("sentence/x:(a)", "malformed sentence window")):
+        with pytest.raises(QueryError, match=message):
+            parse(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=30), st.sampled_from([2, 3]),
+       st.sampled_from(["a AND NOT b", "a NEAR/4 c", '"a b" OR (c AND NOT not)', "a AND b AND c",
+                        "(a OR b) NEAR/3f c AND NOT (not NEAR/1 c)"]))
+def test_sentence_window_equals_the_query_on_each_window_alone(content: list[str], size: int, inner: str) -> None:
+    # The definition, by brute force: the inner query holds on the text of some n consecutive
+    # sentences (those with a word), or of all of them when there are fewer.
+    doc = Document(id="d", content=" ".join(content))
+    spans = [(start, end) for start, end in sentence_spans(doc.content) if Field(doc.content[start:end]).tokens]
+    windows = [spans[i:i + size] for i in range(max(len(spans) - size + 1, 1))] if spans else []
+    brute = [fires(inner, doc.content[w[0][0]:w[-1][1]]) for w in windows]
+    assert bool(rules(f"sentence/{size}:({inner})").match(doc)) == any(brute)
 
 
 def test_regex_runs_on_re2_and_cannot_stall() -> None:

@@ -168,7 +168,7 @@ def _rebuild(ast: Node, on_ref: Callable[[Ref], Clause | None], at: Callable[[in
             return None
         if isinstance(ast, Not):
             return Not(child, ast.column)
-        return Scope(ast.field, child, ast.column) if isinstance(ast, Scope) else Sentence(child, ast.column)
+        return Scope(ast.field, child, ast.column) if isinstance(ast, Scope) else Sentence(child, ast.column, ast.size)
     if isinstance(ast, Near):
         left, right = again(ast.left), again(ast.right)
         for side in (left, right):

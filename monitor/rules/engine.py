@@ -200,7 +200,7 @@ class _Compiler:
             # Terms one of which the inside needs, to refuse a document without any at once.
             clauses = self.necessary.of(ast.child) if self.necessary is not None else []
             trigger = self.necessary.best(clauses).terms if self.necessary is not None and clauses else None
-            return SentenceNode(self.node(ast.child), trigger)
+            return SentenceNode(self.node(ast.child), trigger, ast.size)
         key = (ast.name, id(ast.body))
         if key not in self._clause_nodes:
             self._clause_nodes[key] = ClauseNode(ast.name, self.node(ast.body))

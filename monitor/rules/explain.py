@@ -56,7 +56,7 @@ def node_text(ast: q.Node) -> str:
     if isinstance(ast, q.Scope):
         return f"{ast.field}:( )"
     if isinstance(ast, q.Sentence):
-        return "sentence:( )"
+        return "sentence:( )" if ast.size == 1 else f"sentence/{ast.size}:( )"
     return {q.And: "AND", q.Or: "OR", q.Not: "NOT"}[type(ast)]
 
 
@@ -105,13 +105,14 @@ class _Explainer:
         for field_index in scope:
             if not view.fields[field_index].tokens:
                 continue
-            for _, sentence in view.sentences(field_index):
+            for _, sentence in view.sentences(field_index, size=ast.size):
                 if inner.holds(sentence, ALL_FIELDS):
                     text = " ".join(sentence.fields[field_index].display.split())
                     out.note = f"in the {FIELDS[field_index]}: {text[:200]!r}"
                     out.children = [self.explain(ast.child, sentence, ALL_FIELDS)]
                     return out
-        out.note = "no sentence holds it; inside, read over the whole document"
+        out.note = ("no sentence holds it" if ast.size == 1 else f"no {ast.size} consecutive sentences hold it") \
+            + "; inside, read over the whole document"
         out.children = [self.explain(ast.child, view, scope)]
         return out
 

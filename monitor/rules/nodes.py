@@ -74,8 +74,8 @@ class DocView:
         self.entities: dict[tuple[int, ...], tuple[str, ...]] = {}  # RuleSet.entities_in, by scope
         # What nodes hold and their spans, by method, node and scope (once_per_view).
         self.memo: dict[tuple[object, CNode, tuple[int, ...]], object] = {}
-        self._pieces: dict[int, list[tuple[int, Field]]] = {}  # see sentences()
-        self._sentences: dict[tuple[int, int], DocView] = {}  # by field and number
+        self._pieces: dict[int, list[tuple[int, Field, tuple[int, int]]]] = {}  # see sentences()
+        self._sentences: dict[tuple[int, int, int], DocView] = {}  # by field, first number and size
         self._live: tuple[set[CNode], set[CNode]] | None = None  # see live()
         self._live_for = 0
 
@@ -88,42 +88,55 @@ class DocView:
             self._live = self._terms.live(self.present)
         return self._live
 
-    def sentences(self, field: int, terms: frozenset[int] | None = None) -> list[tuple[int, DocView]]:
+    def sentences(self, field: int, terms: frozenset[int] | None = None,
+                  size: int = 1) -> list[tuple[int, DocView]]:
         """Each sentence of a field as a view of its own (that field holding the sentence only,
-        the others empty), with the index of its first token in the field; with ``terms``, only
-        the sentences that hold one of them (found by their positions in the document). The
-        sentences are found once, when a ``sentence:(…)`` first asks, and a sentence's view is
-        made when first wanted."""
+        the others empty), with the index of its first token in the field; with ``size`` n, each
+        window of n consecutive sentences (all of them when the field has fewer) as one view.
+        With ``terms``, only the sentences (windows) that hold one of them (found by their
+        positions in the document). The sentences are found once, when a ``sentence:(…)`` first
+        asks, and a view is made when first wanted."""
         pieces = self._pieces.get(field)
         if pieces is None:
             pieces = self._pieces[field] = self._sentence_pieces(field)
+        last = max(len(pieces) - size, 0)  # the last window's first sentence
         if terms is None:
-            numbers: Iterable[int] = range(len(pieces))
+            numbers: Iterable[int] = range(last + 1)
         else:
-            starts = [offset for offset, _ in pieces]
-            base, size = self.bases[field], len(self.fields[field].tokens)
-            numbers = sorted({bisect_right(starts, p - base) - 1 for term in terms & self.present
-                              for p in self.positions(term) if base <= p < base + size})
-        return [(pieces[n][0], self._sentence(field, n, pieces[n][1])) for n in numbers]
+            starts = [offset for offset, _, _ in pieces]
+            base, length = self.bases[field], len(self.fields[field].tokens)
+            holding = {bisect_right(starts, p - base) - 1 for term in terms & self.present
+                       for p in self.positions(term) if base <= p < base + length}
+            numbers = sorted({first for n in holding for first in range(max(n - size + 1, 0), min(n, last) + 1)})
+        return [(pieces[n][0], self._window(field, n, size)) for n in numbers]
 
-    def _sentence_pieces(self, field: int) -> list[tuple[int, Field]]:
+    def _sentence_pieces(self, field: int) -> list[tuple[int, Field, tuple[int, int]]]:
+        """(first token, sentence, its span in the field's text) of each sentence with a token."""
         text = self.fields[field].text
-        pieces = [Field(text[start:end]) for start, end in sentence_spans(text)]
+        spans = sentence_spans(text)
+        pieces = [Field(text[start:end]) for start, end in spans]
         if sum(len(p.tokens) for p in pieces) != len(self.fields[field].tokens):
-            pieces = [self.fields[field]]  # (cannot happen: a boundary is never inside a token)
+            # (cannot happen: a boundary is never inside a token)
+            pieces, spans = [self.fields[field]], [(0, len(text))]
         found, offset = [], 0
-        for piece in pieces:
+        for piece, span in zip(pieces, spans, strict=True):
             if piece.tokens:
-                found.append((offset, piece))
+                found.append((offset, piece, span))
             offset += len(piece.tokens)
         return found
 
-    def _sentence(self, field: int, number: int, piece: Field) -> DocView:
-        view = self._sentences.get((field, number))
+    def _window(self, field: int, number: int, size: int) -> DocView:
+        view = self._sentences.get((field, number, size))
         if view is None:
+            pieces = self._pieces[field]
+            if size == 1 or len(pieces) == 1:
+                piece = pieces[number][1]
+            else:  # the text from the first sentence's start to the last one's end
+                end = pieces[min(number + size, len(pieces)) - 1][2][1]
+                piece = Field(self.fields[field].text[pieces[number][2][0]:end])
             fields = [_EMPTY_FIELD] * 3
             fields[field] = piece
-            view = self._sentences[(field, number)] = DocView(self._terms, self.doc, fields)
+            view = self._sentences[(field, number, size)] = DocView(self._terms, self.doc, fields)
         return view
 
     def tokens_of(self, term: int) -> list[str]:
@@ -668,11 +681,12 @@ class ClauseNode(CNode):
 
 class SentenceNode(CNode):
     """``sentence:(…)``: the child holds in one sentence of a field in scope, read as a document of
-    its own (so a NOT inside reads that sentence only). ``trigger``: terms one of which the
+    its own (so a NOT inside reads that sentence only); ``sentence/n:(…)`` (``size`` n): in n
+    consecutive sentences of a field, read together as one. ``trigger``: terms one of which the
     child needs, to refuse a document without any at once."""
 
-    def __init__(self, child: CNode, trigger: frozenset[int] | None) -> None:
-        self.child, self.trigger = child, trigger
+    def __init__(self, child: CNode, trigger: frozenset[int] | None, size: int = 1) -> None:
+        self.child, self.trigger, self.size = child, trigger, size
         self.named = child.named
         self.needs = child.needs  # what one sentence needs, the document has
 
@@ -683,7 +697,7 @@ class SentenceNode(CNode):
         terms = self.trigger if self.trigger is not None else self.child.needs
         for field in scope:
             if view.fields[field].tokens:
-                for offset, sentence in view.sentences(field, terms):
+                for offset, sentence in view.sentences(field, terms, self.size):
                     if self.child.holds(sentence, ALL_FIELDS):
                         yield field, offset, sentence
 

@@ -6,7 +6,8 @@ Pure. Grammar, loosest binding first (NOT > NEAR > AND > OR)::
     and    := near (("AND" | "AND NOT" | "NOT") near)*
     near   := unary ("NEAR/n" | "NEAR/nf") unary)*
     unary  := "NOT" unary | primary
-    primary:= "(" or ")" | FIELD ":" primary | "sentence:" primary | word | word* | "phrase"
+    primary:= "(" or ")" | FIELD ":" primary | "sentence:" primary | "sentence/n:" primary
+            | word | word* | "phrase"
             | @entity | $clause | /regex/ | feed:name | tag:name
 
 Operators are upper case; ``and``, ``or``, ``near`` are ordinary words. Every
@@ -23,6 +24,8 @@ from monitor.text import query_tokens
 from monitor.types import FIELDS
 
 MAX_NEAR = 100
+MAX_SENTENCES = 3  # sentence/n:( ): a window of at most this many sentences
+_SENTENCE_RE = re.compile(r"^sentence/(\d+)$")
 _NEAR_RE = re.compile(r"^NEAR/(\d+)(f?)$")
 _ENTITY_RE = re.compile(r"@([a-z0-9][a-z0-9-]*)")
 _REF_RE = re.compile(r"\$([a-z0-9][a-z0-9-]*)")
@@ -107,10 +110,12 @@ class Scope:
 
 @dataclass(frozen=True)
 class Sentence:
-    """``sentence:(…)``: the child holds in one sentence, read alone (NOT inside it included)."""
+    """``sentence:(…)``: the child holds in one sentence, read alone (NOT inside it included);
+    ``sentence/n:(…)``: in a window of ``size`` consecutive sentences of one field, read alone."""
 
     child: Node
     column: int
+    size: int = 1
 
 
 @dataclass(frozen=True)
@@ -199,8 +204,8 @@ def _word_token(word: str, column: int) -> list[Token]:
         raise QueryError(column, f"malformed proximity operator {word!r}",
                          "write NEAR/5 (either order) or NEAR/5f (left before right)")
     name, colon, rest = word.partition(":")
-    if colon and (name in FIELDS or name == "sentence"):
-        tokens = [Token("FIELD" if name in FIELDS else "SENTENCE", name, column)]
+    if colon and (name in FIELDS or name == "sentence" or name.startswith("sentence/")):
+        tokens = [_scope_token(name, column)]
         if rest:
             tokens.extend(_word_token(rest, column + len(name) + 1))
         return tokens
@@ -209,6 +214,22 @@ def _word_token(word: str, column: int) -> list[Token]:
             raise QueryError(column, f"{name}: needs a name, as in {name}:nato-news")
         return [Token("TERM", word, column, node=Meta(name, rest, column))]
     return [Token("TERM", word, column, node=_term_from_word(word, column))]
+
+
+def _scope_token(name: str, column: int) -> Token:
+    """The token of ``title:``, ``summary:``, ``content:``, ``sentence:`` or ``sentence/n:``
+    (its window size n as the token's distance)."""
+    if name in FIELDS:
+        return Token("FIELD", name, column)
+    window = _SENTENCE_RE.match(name)
+    if name != "sentence" and not window:
+        raise QueryError(column, f"malformed sentence window {name + ':'!r}",
+                         "write sentence/2:( … ) for two consecutive sentences")
+    size = int(window.group(1)) if window else 1
+    if not 1 <= size <= MAX_SENTENCES:
+        raise QueryError(column, f"a sentence window must be 1 to {MAX_SENTENCES} sentences, not {size}",
+                         "write sentence/2:( … ) for two consecutive sentences")
+    return Token("SENTENCE", name, column, distance=size)
 
 
 def _read_until(query: str, start: int, closer: str, what: str) -> int:
@@ -380,7 +401,7 @@ class _Parser:
             return Scope(token.text, self.parse_primary(f"{token.text}:"), token.column)
         if token.kind == "SENTENCE":
             self.next()
-            return Sentence(self.parse_primary("sentence:"), token.column)
+            return Sentence(self.parse_primary(f"{token.text}:"), token.column, token.distance)
         raise QueryError(token.column, f"expected a term{where}, found {token.text!r}")
 
 

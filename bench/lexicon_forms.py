@@ -81,11 +81,25 @@ class Dictionary:
             dic = Path(folder) / "one.dic"
             dic.write_text(f"{len(entries)}\n" + "\n".join(entries) + "\n", encoding=self.encoding)
             run = subprocess.run(["unmunch", str(dic), str(self.aff)], capture_output=True, check=False)
-        out = run.stdout.decode(self.encoding, errors="replace").split()
-        seen: dict[str, None] = {}
-        for form in [lemma, *out]:
-            seen.setdefault(form, None)
+        seen: dict[str, None] = {lemma: None}
+        for line in run.stdout.decode(self.encoding, errors="replace").split():
+            form = _bare(line)
+            if form and not (any(c.isdigit() for c in form) and not any(c.isdigit() for c in lemma)):
+                seen.setdefault(form, None)
         return list(seen)
+
+    def starting(self, start: str) -> list[str]:
+        """Every form of every entry whose word starts with ``start``: for dictionaries that list
+        each form as an entry of its own (ro_RO, el_GR), where a lemma's entry has few forms."""
+        with self.dic.open(encoding=self.encoding, errors="replace") as lines:
+            next(lines, None)
+            words = {_dic_word(line) for line in lines}
+        found: dict[str, None] = {}
+        for word in sorted(w for w in words if w.startswith(start)):
+            for form in self.forms(word):
+                if form.startswith(start):
+                    found.setdefault(form, None)
+        return list(found)
 
     def unknown(self, words: list[str]) -> list[str]:
         """Those of ``words`` Hunspell rejects (in its pipe mode, '&' or '#' lines)."""
@@ -109,6 +123,13 @@ def _dic_word(line: str) -> str:
     return line[:end].strip().replace("\\/", "/")
 
 
+def _bare(form: str) -> str:
+    """A form as unmunch prints it, without what it leaves of a twofold affix's flags ("abattu/L'D'Q'")
+    and without an elided article or pronoun written before it ("l'abattu", "qu'abattu")."""
+    form = form.split("/", 1)[0]
+    return form.rsplit("'", 1)[-1].rsplit("\u2019", 1)[-1]
+
+
 def _encoding(aff: Path) -> str:
     with aff.open(encoding="latin-1") as lines:
         for line in lines:
@@ -126,9 +147,11 @@ class Terms:
     stems: tuple[str, ...]
 
     def covers(self, form: str) -> str | None:
-        """The term that matches the one-token ``form`` (folded as text is), or None."""
+        """The term that matches the one-token ``form`` (folded as text is), or None. A form with a
+        clitic after a hyphen ("încălcat-o", "abattons-nous") is read by its first token, as the
+        text's tokens are."""
         tokens = query_tokens(form)
-        if len(tokens) != 1:
+        if len(tokens) != 1 and not (tokens and "-" in form):
             return None
         token = tokens[0]
         if token in self.words:
@@ -178,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(a prefixed verb the dictionary derives from its base: --only numuš mušti)")
     parser.add_argument("--skip", metavar="START", action="append", default=[],
                         help="leave out the forms that start with START (negated forms: --skip ne); repeatable")
+    parser.add_argument("--starting", metavar="STEM", action="append", default=[],
+                        help="check every dictionary word starting with STEM, with its forms (for dictionaries "
+                        "that list each form as its own word, as ro_RO and el_GR do); repeatable")
     parser.add_argument("--terms", action="store_true",
                         help="also list the clause's whole words the dictionary does not know")
     args = parser.parse_args(argv)
@@ -187,11 +213,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise Problem(f"the {tool} command is missing; hint: apt-get install hunspell hunspell-tools")
         dictionary = Dictionary.find(args.dict)
         terms, written = clause_terms(args.rules, args.clause) if args.clause else (None, [])
-        if not args.lemmas and not args.terms:
-            raise Problem("nothing to check; hint: give lemmas, or --clause NAME --terms")
+        if not args.lemmas and not args.terms and not args.starting:
+            raise Problem("nothing to check; hint: give lemmas, --starting STEM, or --clause NAME --terms")
         status = 0
-        for lemma in args.lemmas:
-            forms = [form for form in dictionary.forms(lemma)
+        asked = [(lemma, dictionary.forms(lemma)) for lemma in args.lemmas]
+        asked += [(f"{stem}…", dictionary.starting(stem)) for stem in args.starting]
+        for lemma, all_forms in asked:
+            forms = [form for form in all_forms
                      if form.startswith(args.only or "") and not any(form.startswith(s) for s in args.skip)]
             if not forms:
                 print(f"{dictionary.name} {lemma}: no forms (not in the dictionary, or --only/--skip left none)")

@@ -36,7 +36,13 @@ def test_a_form_is_covered_by_a_whole_word_or_a_stem_after_folding() -> None:
     assert terms.covers("strąconego") == "stracon*"
     assert terms.covers("zestrzeliła") is None  # a whole word is not a stem
     assert terms.covers("strącić") is None
-    assert terms.covers("shoot-down") is None  # two tokens: never one term
+    assert terms.covers("strącony bardzo") is None  # two words: never one term
+    assert lf.Terms(frozenset(), ("incalc",)).covers("încălcat-o") == "incalc*"  # a clitic after a hyphen
+
+
+def test_unmunch_leftovers_and_elisions_are_stripped() -> None:
+    assert lf._bare("abattu/L'D'Q'|") == "abattu"
+    assert lf._bare("qu'abattu") == "abattu" and lf._bare("l\u2019abattu") == "abattu"
 
 
 def test_dic_lines_give_their_word_before_flags_and_morphology() -> None:

@@ -87,7 +87,11 @@ def test_pages_load_with_seeded_data(site: Site, tab: Tab) -> None:
         rules = set(page.locator("li.story a.rule").all_inner_texts())
         assert rules and rules <= {"article-4"}
         page.locator("li.story a.story-title").first.click()
-        assert page.locator("h2", has_text="Items, by time").is_visible()
+        # A click returns before the next page has loaded: wait for its heading (fails on the timeout if it never
+        # comes), not is_visible() at once, which raced the navigation on a loaded machine.
+        heading = page.locator("h2", has_text="Items, by time")
+        heading.wait_for()
+        assert heading.is_visible()
         for path in PAGES:
             answer = page.goto(f"{base}{path}")
             assert answer is not None and answer.status == 200, path
@@ -150,7 +154,9 @@ def test_the_token_is_required_when_set(tmp_path: Path, tab: Tab) -> None:
             assert page.locator("tr.feed").count() == 0
             page.fill("input[name=token]", "not-the-token-at-all")
             page.click("form button")
-            assert page.locator(".error", has_text="not the token").is_visible()
+            refused = page.locator(".error", has_text="not the token")
+            refused.wait_for()
+            assert refused.is_visible()
             page.fill("input[name=token]", TOKEN)
             page.click("form button")
             page.wait_for_url(f"{base}/feeds")
